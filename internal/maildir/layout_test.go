@@ -1,0 +1,196 @@
+package maildir
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func mkMaildir(t *testing.T, dir string) {
+	t.Helper()
+	for _, s := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestUTF7(t *testing.T) {
+	for _, tc := range []struct{ enc, dec string }{
+		{"Re&AOc-us", "Reçus"},
+		{"&-", "&"},
+		{"Entw&APw-rfe", "Entwürfe"},
+		{"&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-", "Отправленные"},
+		{"plain", "plain"},
+	} {
+		got, err := DecodeUTF7(tc.enc)
+		if err != nil || got != tc.dec {
+			t.Errorf("DecodeUTF7(%q) = %q, %v", tc.enc, got, err)
+		}
+		if enc := EncodeUTF7(tc.dec); enc != tc.enc {
+			t.Errorf("EncodeUTF7(%q) = %q", tc.dec, enc)
+		}
+	}
+	for _, bad := range []string{"&AOc", "&A-", "&AGE-"} {
+		if _, err := DecodeUTF7(bad); err == nil {
+			t.Errorf("DecodeUTF7(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDiscoverMixed(t *testing.T) {
+	root := t.TempDir()
+	mkMaildir(t, root)                                   // INBOX
+	mkMaildir(t, filepath.Join(root, ".Sent"))           // Maildir++
+	mkMaildir(t, filepath.Join(root, ".Lists.Go"))       // Maildir++ nested
+	mkMaildir(t, filepath.Join(root, ".Re&AOc-us"))      // modified UTF-7
+	mkMaildir(t, filepath.Join(root, "Work"))            // nested layout
+	mkMaildir(t, filepath.Join(root, "Work", "Project")) // nested child
+	mkMaildir(t, filepath.Join(root, "Archive", "2024")) // parent without cur/
+	os.MkdirAll(filepath.Join(root, ".notmuch", "xapian"), 0o755)
+	os.MkdirAll(filepath.Join(root, "Work", ".hidden", "cur"), 0o755)
+	os.Symlink(t.TempDir(), filepath.Join(root, "Link"))
+	tr, err := Discover(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range tr.Mailboxes {
+		names = append(names, m.Name)
+	}
+	want := []string{"Archive/2024", "INBOX", "Lists/Go", "Reçus", "Sent", "Work", "Work/Project"}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("mailboxes = %q, want %q", names, want)
+	}
+	if tr.Mailboxes[1].Path != root {
+		t.Errorf("INBOX path %q", tr.Mailboxes[1].Path)
+	}
+	wantDirs := map[string]bool{root: true, filepath.Join(root, "Work"): true, filepath.Join(root, "Archive"): true}
+	for _, d := range tr.Dirs {
+		delete(wantDirs, d)
+	}
+	if len(wantDirs) != 0 {
+		t.Errorf("Dirs %q miss %v", tr.Dirs, wantDirs)
+	}
+}
+
+func TestDiscoverNestedRootNotMaildir(t *testing.T) {
+	root := t.TempDir()
+	mkMaildir(t, filepath.Join(root, "INBOX"))
+	mkMaildir(t, filepath.Join(root, "inbox2"))
+	tr, err := Discover(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Mailboxes) != 2 || tr.Mailboxes[0].Name != "INBOX" {
+		t.Errorf("got %+v", tr.Mailboxes)
+	}
+}
+
+func TestDiscoverCollision(t *testing.T) {
+	root := t.TempDir()
+	mkMaildir(t, filepath.Join(root, ".A"))
+	mkMaildir(t, filepath.Join(root, "A"))
+	tr, err := Discover(root)
+	if err == nil || len(tr.Mailboxes) != 1 {
+		t.Errorf("collision: %+v, %v", tr.Mailboxes, err)
+	}
+}
+
+func TestListNeverTmp(t *testing.T) {
+	dir := t.TempDir()
+	mkMaildir(t, dir)
+	for _, p := range []string{"cur/1.a:2,S", "new/2.b", "tmp/3.c", "cur/.hidden", "cur/bad:1,x"} {
+		os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644)
+	}
+	os.Mkdir(filepath.Join(dir, "cur", "subdir"), 0o755)
+	os.Symlink("/etc/passwd", filepath.Join(dir, "cur", "4.link:2,"))
+	before := snapshot(t, dir)
+	ents, err := List(dir)
+	if err == nil {
+		t.Error("bad name not reported")
+	}
+	got := map[Entry]bool{}
+	for _, e := range ents {
+		got[e] = true
+	}
+	want := map[Entry]bool{{Name: "1.a:2,S"}: true, {New: true, Name: "2.b"}: true}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("List = %+v", ents)
+	}
+	if after := snapshot(t, dir); !reflect.DeepEqual(before, after) {
+		t.Errorf("List modified the Maildir: %v -> %v", before, after)
+	}
+	if _, err := List(t.TempDir()); err == nil {
+		t.Error("List of a non-Maildir succeeded")
+	}
+}
+
+func snapshot(t *testing.T, dir string) map[string]int64 {
+	m := map[string]int64{}
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil {
+			m[p] = fi.ModTime().UnixNano()
+		}
+		return nil
+	})
+	return m
+}
+
+func TestReadKeywords(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, KeywordsFile), []byte("0 $Label1\n1 Work\nbad line\n30 x\n"), 0o644)
+	m, err := ReadKeywords(dir)
+	if err != nil || m['a'] != "$Label1" || m['b'] != "Work" || len(m) != 2 {
+		t.Errorf("ReadKeywords = %v, %v", m, err)
+	}
+	m, err = ReadKeywords(t.TempDir())
+	if err != nil || len(m) != 0 {
+		t.Errorf("missing file: %v %v", m, err)
+	}
+}
+
+func FuzzDecodeUTF7(f *testing.F) {
+	for _, s := range []string{"Re&AOc-us", "&-", "&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-", "&AOc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		dec, err := DecodeUTF7(s)
+		if err != nil {
+			return
+		}
+		if again, err := DecodeUTF7(EncodeUTF7(dec)); err != nil || again != dec {
+			t.Fatalf("%q -> %q -> %q -> %q, %v", s, dec, EncodeUTF7(dec), again, err)
+		}
+	})
+}
+
+func TestMatchPattern(t *testing.T) {
+	for _, tc := range []struct {
+		p, n string
+		ok   bool
+	}{
+		{"*", "INBOX", true},
+		{"*", "Lists/Go", true},
+		{"%", "Lists/Go", false},
+		{"%", "Lists", true},
+		{"Lists/*", "Lists/Go", true},
+		{"Lists/*", "Lists/Go/Nuts", true},
+		{"Lists/%", "Lists/Go/Nuts", false},
+		{"Lists/%", "Lists/Go", true},
+		{"Lists/*", "Lists", false},
+		{"inbox", "INBOX", true},
+		{"INBOX/*", "inbox/sub", true},
+		{"Trash", "trash", false},
+		{"T*h", "Trash", true},
+		{"%/%", "a/b", true},
+		{"%/%", "a/b/c", false},
+		{"Inboxes", "Inboxes", true},
+		{"", "", true},
+	} {
+		if got := MatchPattern(tc.p, tc.n); got != tc.ok {
+			t.Errorf("MatchPattern(%q, %q) = %v", tc.p, tc.n, got)
+		}
+	}
+}

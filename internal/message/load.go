@@ -1,0 +1,108 @@
+package message
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"vmfs/internal/query"
+)
+
+// Open opens a backend message file read-only, never following a symbolic
+// link.
+func Open(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOCTTY, 0)
+}
+
+// Load reads what needs asks for from the message file at path into a
+// query.Msg, with the file's size and mtime. Only the header block is read
+// unless the query needs body text; then Msg.Text opens the file again when
+// called. Mailbox, Flags, Keywords and Recent are the caller's to set.
+func Load(path string, needs query.Needs) (*query.Msg, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	m := &query.Msg{Received: fi.ModTime(), Size: fi.Size()}
+	if needs.FlagsOnly() && !needs.AllHeaders {
+		return m, nil
+	}
+	h, err := ReadHeader(bufio.NewReaderSize(f, 8<<10))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	Fill(m, h, needs)
+	if needs.Body || needs.AllHeaders {
+		m.Text = func(headers bool, fn func(string) bool) error { return TextOf(path, headers, fn) }
+	}
+	return m, nil
+}
+
+// Fill sets the header-derived fields of m that needs asks for.
+func Fill(m *query.Msg, h Header, needs query.Needs) {
+	if len(needs.Headers) > 0 {
+		m.Headers = make(map[string][]string, len(needs.Headers))
+		for _, name := range needs.Headers {
+			if vs := h.Values(name); vs != nil {
+				m.Headers[name] = vs
+			}
+		}
+	}
+	if needs.Sent {
+		if raw := h.Raw("date"); len(raw) > 0 {
+			if t, ok := ParseDate(raw[0]); ok {
+				m.Sent = t
+			}
+		}
+	}
+	if needs.Threads {
+		if raw := h.Raw("message-id"); len(raw) > 0 {
+			if ids := MessageIDs(raw[0]); len(ids) > 0 {
+				m.ID = ids[0]
+			}
+		}
+		for _, name := range []string{"in-reply-to", "references"} {
+			for _, raw := range h.Raw(name) {
+				m.References = append(m.References, MessageIDs(raw)...)
+			}
+		}
+	}
+}
+
+// TextOf streams a message file's decoded text: the header fields as
+// "name: value" lines (when headers is true), then the body's text parts.
+func TextOf(path string, headers bool, fn func(string) bool) error {
+	f, err := Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return Text(f, headers, fn)
+}
+
+// Text is TextOf on a reader.
+func Text(r io.Reader, headers bool, fn func(string) bool) error {
+	br := bufio.NewReaderSize(r, 32<<10)
+	h, err := ReadHeader(br)
+	if err != nil {
+		return err
+	}
+	if headers {
+		for _, f := range h {
+			if fn(f.Name + ": " + Decode(f.Value) + "\n") {
+				return nil
+			}
+		}
+	}
+	return WalkText(h, br, fn)
+}
