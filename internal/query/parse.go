@@ -392,7 +392,10 @@ func (n *Node) String() string {
 	return b.String()
 }
 
-func q(s string) string { return strconv.Quote(s) }
+// q quotes s as an IMAP quoted string: only '"' and '\\' are escaped.
+func q(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
 
 func (n *Node) write(b *strings.Builder) {
 	date := func(k string) {

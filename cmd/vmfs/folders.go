@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"vmfs/internal/corpus"
+	"vmfs/internal/maildir"
+	"vmfs/internal/message"
+	"vmfs/internal/query"
+)
+
+// folderDef is a virtual folder definition (SPEC §3).
+type folderDef struct {
+	Name      string
+	Mailboxes []string
+	Query     string
+}
+
+// defaultFolders are the built-in folders used without a configuration.
+var defaultFolders = []folderDef{
+	{Name: "Unread", Mailboxes: []string{"*", "-Trash", "-Junk", "-Spam"}, Query: "UNSEEN"},
+	{Name: "Flagged", Mailboxes: []string{"*", "-Trash", "-Junk", "-Spam"}, Query: "FLAGGED"},
+	{Name: "Recent", Mailboxes: []string{"*", "-Trash", "-Junk", "-Spam"}, Query: "YOUNGER 604800"},
+}
+
+// resolve returns the mailboxes matched by an ordered pattern list: later
+// "-" patterns remove what earlier ones added.
+func resolve(patterns []string, mboxes []maildir.Mailbox) []maildir.Mailbox {
+	var out []maildir.Mailbox
+	for _, mb := range mboxes {
+		in := false
+		for _, p := range patterns {
+			if strings.HasPrefix(p, "-") {
+				if maildir.MatchPattern(p[1:], mb.Name) {
+					in = false
+				}
+			} else if maildir.MatchPattern(p, mb.Name) {
+				in = true
+			}
+		}
+		if in {
+			out = append(out, mb)
+		}
+	}
+	return out
+}
+
+func defaultMaildir() string {
+	if m := os.Getenv("MAILDIR"); m != "" {
+		return m
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, "Mail")
+}
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", "[MAILDIR]", "Validate the folder definitions and print each folder with the mailboxes it matches.\nMAILDIR defaults to $MAILDIR, then ~/Mail.", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return usageErr("too many arguments")
+	}
+	root := defaultMaildir()
+	if fs.NArg() == 1 {
+		root = fs.Arg(0)
+	}
+	tree, err := maildir.Discover(root)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmfs check: warning: %v\n", err)
+	}
+	if len(tree.Mailboxes) == 0 {
+		return fmt.Errorf("no Maildir found under %s", root)
+	}
+	for _, f := range defaultFolders {
+		if _, err := query.Compile(f.Query); err != nil {
+			return fmt.Errorf("folder %s: %w", f.Name, err)
+		}
+		var names []string
+		for _, mb := range resolve(f.Mailboxes, tree.Mailboxes) {
+			names = append(names, mb.Name)
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%s\n", f.Name, f.Query, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("search", "[MAILDIR] QUERY", "Print the backend messages (mailbox and file) that match an IMAP SEARCH query.\nExample: vmfs search ~/Mail 'UNSEEN FROM alice'", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	root, qs := defaultMaildir(), ""
+	switch fs.NArg() {
+	case 1:
+		qs = fs.Arg(0)
+	case 2:
+		root, qs = fs.Arg(0), fs.Arg(1)
+	default:
+		return usageErr("want [MAILDIR] QUERY")
+	}
+	q, err := query.Compile(qs)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	tree, err := maildir.Discover(root)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmfs search: warning: %v\n", err)
+	}
+	now := time.Now()
+	var set []*query.Msg
+	var paths []string
+	for _, mb := range tree.Mailboxes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := maildir.List(mb.Path)
+		if err != nil {
+			fmt.Fprintf(stderr, "vmfs search: %v\n", err)
+		}
+		kw, _ := maildir.ReadKeywords(mb.Path)
+		for _, e := range ents {
+			sub := "cur"
+			if e.New {
+				sub = "new"
+			}
+			p := filepath.Join(mb.Path, sub, e.Name)
+			m, err := message.Load(p, q.Needs())
+			if err != nil {
+				fmt.Fprintf(stderr, "vmfs search: skipped: %v\n", err)
+				continue
+			}
+			n, _ := maildir.ParseName(e.Name)
+			m.Mailbox, m.Flags, m.Recent = mb.Name, n.Flags, e.New
+			for _, l := range maildir.KeywordLetters(n.Flags) {
+				m.Keywords = append(m.Keywords, kw[l])
+			}
+			set = append(set, m)
+			paths = append(paths, p)
+		}
+	}
+	for i, ok := range q.MatchAll(set, now) {
+		if ok {
+			fmt.Fprintf(stdout, "%s\t%s\n", set[i].Mailbox, paths[i])
+		}
+	}
+	return nil
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "[-n N] DIR", "Write a demo Maildir (Maildir++ layout, generated messages) into DIR.", stderr)
+	n := fs.Int("n", 500, "number of messages")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageErr("want DIR")
+	}
+	msgs, err := corpus.Generate(fs.Arg(0), corpus.Options{Messages: *n, Mailboxes: 10, Seed: 1, Now: time.Now()})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d messages in %d mailboxes under %s\n", len(msgs), 10, fs.Arg(0))
+	return nil
+}
