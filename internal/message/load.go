@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 
 	"vmfs/internal/query"
@@ -15,6 +16,10 @@ import (
 func Open(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOCTTY, 0)
 }
+
+// readers recycles the header readers of Load: one 8 KiB buffer per
+// message would dominate a cold index's allocations.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
 
 // Load reads what needs asks for from the message file at path into a
 // query.Msg, with the file's size and mtime. Only the header block is read
@@ -37,7 +42,11 @@ func Load(path string, needs query.Needs) (*query.Msg, error) {
 	if needs.FlagsOnly() && !needs.AllHeaders {
 		return m, nil
 	}
-	h, err := ReadHeader(bufio.NewReaderSize(f, 8<<10))
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(f)
+	h, err := ReadHeader(br)
+	br.Reset(nil)
+	readers.Put(br)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
