@@ -1,0 +1,222 @@
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"sort"
+)
+
+// errValue reports a value that does not decode: the index is damaged.
+var errValue = errors.New("index: malformed value")
+
+type enc []byte
+
+func (e enc) uvarint(v uint64) enc { return binary.AppendUvarint(e, v) }
+func (e enc) varint(v int64) enc   { return binary.AppendVarint(e, v) }
+func (e enc) str(s string) enc     { return append(e.uvarint(uint64(len(s))), s...) }
+func (e enc) bool(b bool) enc {
+	if b {
+		return append(e, 1)
+	}
+	return append(e, 0)
+}
+
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errValue
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errValue
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) str() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if uint64(len(d.b)) < n {
+		d.err = errValue
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *dec) bool() bool {
+	if d.err != nil || len(d.b) == 0 {
+		d.err = errValue
+		return false
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v == 1
+}
+
+func (d *dec) done() error {
+	if d.err == nil && len(d.b) != 0 {
+		return errValue
+	}
+	return d.err
+}
+
+// Message is the index's record of one backend message.
+type Message struct {
+	Mailbox string // key
+	Base    string // key
+	Name    string // current file name, with the info part
+	New     bool   // in new/
+	Size    int64
+	MTime   int64 // file mtime, Unix nanoseconds
+	// Header-derived metadata, as much as the configured queries need
+	// (NeedsHash says which).
+	NeedsHash  uint64
+	Sent       int64 // Date header, Unix seconds; 0 if none
+	SentOffset int32 // the Date header's zone, seconds east of UTC
+	HasSent    bool
+	ID         string
+	References []string
+	Headers    map[string][]string
+}
+
+func (m *Message) encode() []byte {
+	e := enc(nil).str(m.Name).bool(m.New).varint(m.Size).varint(m.MTime).uvarint(m.NeedsHash).
+		varint(m.Sent).varint(int64(m.SentOffset)).bool(m.HasSent).str(m.ID).uvarint(uint64(len(m.References)))
+	for _, r := range m.References {
+		e = e.str(r)
+	}
+	names := make([]string, 0, len(m.Headers))
+	for k := range m.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	e = e.uvarint(uint64(len(names)))
+	for _, k := range names {
+		e = e.str(k).uvarint(uint64(len(m.Headers[k])))
+		for _, v := range m.Headers[k] {
+			e = e.str(v)
+		}
+	}
+	return e
+}
+
+func (m *Message) decode(b []byte) error {
+	d := &dec{b: b}
+	m.Name, m.New, m.Size, m.MTime, m.NeedsHash = d.str(), d.bool(), d.varint(), d.varint(), d.uvarint()
+	m.Sent, m.SentOffset, m.HasSent, m.ID = d.varint(), int32(d.varint()), d.bool(), d.str()
+	n := d.uvarint()
+	if n > uint64(len(b)) {
+		return errValue
+	}
+	m.References = nil
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		m.References = append(m.References, d.str())
+	}
+	nh := d.uvarint()
+	if nh > uint64(len(b)) {
+		return errValue
+	}
+	m.Headers = nil
+	if nh > 0 {
+		m.Headers = make(map[string][]string, nh)
+	}
+	for i := uint64(0); i < nh && d.err == nil; i++ {
+		k := d.str()
+		nv := d.uvarint()
+		if nv > uint64(len(b)) {
+			return errValue
+		}
+		vs := make([]string, 0, nv)
+		for j := uint64(0); j < nv && d.err == nil; j++ {
+			vs = append(vs, d.str())
+		}
+		m.Headers[k] = vs
+	}
+	return d.done()
+}
+
+// MailboxState lets a sync recognise an unchanged mailbox without reading
+// it: the mtimes of cur/ and new/ when it was last scanned. Settled is
+// false when a directory's mtime was too close to the scan for a change
+// within the same timestamp tick to be ruled out; such a mailbox is always
+// listed again.
+type MailboxState struct {
+	CurMTime  int64
+	NewMTime  int64
+	Settled   bool
+	NeedsHash uint64
+	Count     int
+}
+
+func (s *MailboxState) encode() []byte {
+	return enc(nil).varint(s.CurMTime).varint(s.NewMTime).bool(s.Settled).uvarint(s.NeedsHash).uvarint(uint64(s.Count))
+}
+
+func (s *MailboxState) decode(b []byte) error {
+	d := &dec{b: b}
+	s.CurMTime, s.NewMTime, s.Settled, s.NeedsHash, s.Count = d.varint(), d.varint(), d.bool(), d.uvarint(), int(d.uvarint())
+	return d.done()
+}
+
+// FolderState is a virtual folder's persistent header.
+type FolderState struct {
+	DefHash     uint64 // hash of the definition (mailboxes, query)
+	UIDValidity uint32
+	NextUID     uint32
+}
+
+func (s *FolderState) encode() []byte {
+	return enc(nil).uvarint(s.DefHash).uvarint(uint64(s.UIDValidity)).uvarint(uint64(s.NextUID))
+}
+
+func (s *FolderState) decode(b []byte) error {
+	d := &dec{b: b}
+	s.DefHash, s.UIDValidity, s.NextUID = d.uvarint(), uint32(d.uvarint()), uint32(d.uvarint())
+	return d.done()
+}
+
+// Member is one message of a virtual folder.
+type Member struct {
+	UID     uint32 // key
+	Mailbox string
+	Base    string
+	// Linger is the Unix-nanosecond deadline until which a member that no
+	// longer matches stays listed; 0 while it matches.
+	Linger int64
+	// Written is set for a message delivered through the folder: it stays
+	// until its linger ends even if it never matched.
+	Written bool
+}
+
+func (m *Member) encode() []byte {
+	return enc(nil).str(m.Mailbox).str(m.Base).varint(m.Linger).bool(m.Written)
+}
+
+func (m *Member) decode(b []byte) error {
+	d := &dec{b: b}
+	m.Mailbox, m.Base, m.Linger, m.Written = d.str(), d.str(), d.varint(), d.bool()
+	return d.done()
+}

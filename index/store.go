@@ -1,0 +1,309 @@
+// Package index is vmfs's persistent state, a Badger store under the state
+// directory: every backend message's metadata, per-mailbox scan state, and
+// every virtual folder's header and members. keys.go documents the byte
+// layout of every key; codec.go the values. The engine (vsync) is its only
+// writer.
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ErrLocked is returned by Open when another process holds the store.
+var ErrLocked = errors.New("state directory is in use by another vmfs")
+
+// ErrDamaged wraps every error that means the store's contents cannot be
+// trusted; the engine answers it by rebuilding from the backend.
+var ErrDamaged = errors.New("index damaged")
+
+// Store is an open index.
+type Store struct {
+	db  *badger.DB
+	dir string
+}
+
+// Options tuned for a desktop daemon: Badger's defaults (5 × 64 MB
+// memtables, a 256 MB block cache, 1 GB value logs) are sized for servers.
+func options(dir string) badger.Options {
+	o := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(1 << 10).
+		WithNumCompactors(2).
+		WithCompactL0OnClose(true).
+		WithDetectConflicts(false)
+	return o
+}
+
+// Open opens (creating if needed, mode 0700) the index in dir. A second
+// opener of the same directory gets ErrLocked; a store that Badger cannot
+// open, or one of another schema version, gets ErrDamaged.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	db, err := openBadger(dir)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("%w: open %s: %v", ErrDamaged, dir, err)
+	}
+	s := &Store{db: db, dir: dir}
+	v, err := s.version()
+	switch {
+	case err != nil:
+		db.Close()
+		return nil, fmt.Errorf("%w: %s: %v", ErrDamaged, dir, err)
+	case v == 0:
+		if err := s.setVersion(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	case v != SchemaVersion:
+		db.Close()
+		return nil, fmt.Errorf("%w: %s has schema version %d, want %d", ErrDamaged, dir, v, SchemaVersion)
+	}
+	return s, nil
+}
+
+// openBadger opens Badger, turning its panics on corrupt files into errors.
+func openBadger(dir string) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("badger panicked: %v", r)
+		}
+	}()
+	return badger.Open(options(dir))
+}
+
+// Rebuild removes a damaged store's files from dir and opens an empty one.
+// Only the index's own directory is touched.
+func Rebuild(dir string) (*Store, error) {
+	slog.Warn("rebuilding the index from the backend", "dir", dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("index: remove %s: %w", dir, err)
+	}
+	return Open(dir)
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close flushes and closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// RunGC reclaims value-log space; call it now and then.
+func (s *Store) RunGC() {
+	for s.db.RunValueLogGC(0.5) == nil {
+	}
+}
+
+func (s *Store) version() (uint32, error) {
+	var v uint32
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(versionKey())
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error {
+			if len(b) != 4 {
+				return errValue
+			}
+			v = binary.BigEndian.Uint32(b)
+			return nil
+		})
+	})
+	return v, err
+}
+
+func (s *Store) setVersion() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(versionKey(), binary.BigEndian.AppendUint32(nil, SchemaVersion))
+	})
+}
+
+// Snapshot is everything the store holds, loaded at start.
+type Snapshot struct {
+	Messages  map[string]map[string]*Message // mailbox → base → message
+	Mailboxes map[string]*MailboxState
+	Folders   map[string]*FolderState
+	Members   map[string][]*Member // folder → members in UID order
+}
+
+// Load reads the whole store. Any record that does not decode is
+// ErrDamaged.
+func (s *Store) Load() (*Snapshot, error) {
+	snap := &Snapshot{
+		Messages:  map[string]map[string]*Message{},
+		Mailboxes: map[string]*MailboxState{},
+		Folders:   map[string]*FolderState{},
+		Members:   map[string][]*Member{},
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			err := item.Value(func(v []byte) error { return snap.add(k, v) })
+			if err != nil {
+				return fmt.Errorf("key %q: %w", k, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
+	}
+	return snap, nil
+}
+
+func (snap *Snapshot) add(k, v []byte) error {
+	switch k[0] {
+	case pfxVersion, pfxReverse:
+		return nil
+	case pfxMessage:
+		mb, base, err := parseMessageKey(k)
+		if err != nil {
+			return err
+		}
+		m := &Message{Mailbox: mb, Base: base}
+		if err := m.decode(v); err != nil {
+			return err
+		}
+		if snap.Messages[mb] == nil {
+			snap.Messages[mb] = map[string]*Message{}
+		}
+		snap.Messages[mb][base] = m
+	case pfxMailbox:
+		st := &MailboxState{}
+		if err := st.decode(v); err != nil {
+			return err
+		}
+		snap.Mailboxes[string(k[1:])] = st
+	case pfxFolder:
+		st := &FolderState{}
+		if err := st.decode(v); err != nil {
+			return err
+		}
+		snap.Folders[string(k[1:])] = st
+	case pfxMember:
+		folder, uid, err := parseMemberKey(k)
+		if err != nil {
+			return err
+		}
+		m := &Member{UID: uid}
+		if err := m.decode(v); err != nil {
+			return err
+		}
+		snap.Members[folder] = append(snap.Members[folder], m)
+	default:
+		return errKey
+	}
+	return nil
+}
+
+// Batch collects changes and commits them atomically enough for vmfs:
+// each Commit is one Badger transaction, split into several when it would
+// be too big (a cold index). A crash between two parts leaves a state that
+// the next sync repairs, since the backend is the truth.
+type Batch struct {
+	s   *Store
+	ops []op
+}
+
+type op struct {
+	key, val []byte // val nil: delete
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s} }
+
+func (b *Batch) set(k, v []byte) { b.ops = append(b.ops, op{k, v}) }
+func (b *Batch) del(k []byte)    { b.ops = append(b.ops, op{k, nil}) }
+
+// Len is the number of pending changes.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// PutMessage records a message.
+func (b *Batch) PutMessage(m *Message) { b.set(messageKey(m.Mailbox, m.Base), m.encode()) }
+
+// DeleteMessage forgets a message.
+func (b *Batch) DeleteMessage(mailbox, base string) { b.del(messageKey(mailbox, base)) }
+
+// PutMailbox records a mailbox's scan state.
+func (b *Batch) PutMailbox(name string, st *MailboxState) { b.set(mailboxKey(name), st.encode()) }
+
+// DeleteMailbox forgets a mailbox's scan state.
+func (b *Batch) DeleteMailbox(name string) { b.del(mailboxKey(name)) }
+
+// PutFolder records a folder's header.
+func (b *Batch) PutFolder(name string, st *FolderState) { b.set(folderKey(name), st.encode()) }
+
+// DeleteFolder forgets a folder's header (members are deleted one by one).
+func (b *Batch) DeleteFolder(name string) { b.del(folderKey(name)) }
+
+// PutMember records a member of a folder.
+func (b *Batch) PutMember(folder string, m *Member) {
+	b.set(memberKey(folder, m.UID), m.encode())
+	b.set(reverseKey(folder, m.Mailbox, m.Base), binary.BigEndian.AppendUint32(nil, m.UID))
+}
+
+// DeleteMember removes a member of a folder.
+func (b *Batch) DeleteMember(folder string, m *Member) {
+	b.del(memberKey(folder, m.UID))
+	b.del(reverseKey(folder, m.Mailbox, m.Base))
+}
+
+// Commit writes the batch.
+func (b *Batch) Commit() error {
+	ops := b.ops
+	b.ops = nil
+	for len(ops) > 0 {
+		n := 0
+		err := b.s.db.Update(func(txn *badger.Txn) error {
+			for n < len(ops) {
+				o := ops[n]
+				var err error
+				if o.val == nil {
+					err = txn.Delete(o.key)
+				} else {
+					err = txn.Set(o.key, o.val)
+				}
+				if errors.Is(err, badger.ErrTxnTooBig) {
+					return nil // commit what fits, continue in a new txn
+				}
+				if err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("index: commit: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("index: commit: a single change is too big")
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
