@@ -1,0 +1,490 @@
+// Package vsync is vmfs's engine: it keeps the index (package index) equal
+// to the backend Maildirs and computes each virtual folder's members, with
+// Dovecot's virtual-plugin rules (SPEC §6): membership = matching messages
+// of matching mailboxes; ascending UIDs for new members, ordered by
+// received date then name; removal at once when a backend message goes;
+// a linger for messages that stop matching; rebuilt membership with kept
+// names when a definition changes.
+//
+// Virtual names: a message's name in every folder is "V" followed by 26
+// base32 characters of SHA-256(mailbox NUL base) and ".vmfs", then the
+// backend's info part (":2,FLAGS"). It depends only on the backend
+// identity (mailbox, base name), so it is unique per folder, unchanged by
+// flag changes, and the same across restarts and index rebuilds.
+package vsync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"vmfs/index"
+	"vmfs/internal/maildir"
+	"vmfs/internal/message"
+	"vmfs/internal/query"
+)
+
+// Folder is a virtual folder definition.
+type Folder struct {
+	Name      string
+	Mailboxes []string // patterns, applied in order; "-" excludes
+	Query     string
+	Save      string // mailbox that receives messages written into the folder
+}
+
+// DefaultFolders are the built-in folders used without a configuration.
+func DefaultFolders() []Folder {
+	mb := []string{"*", "-Trash", "-Junk", "-Spam"}
+	return []Folder{
+		{Name: "Unread", Mailboxes: mb, Query: "UNSEEN"},
+		{Name: "Flagged", Mailboxes: mb, Query: "FLAGGED"},
+		{Name: "Recent", Mailboxes: mb, Query: "YOUNGER 604800"},
+	}
+}
+
+// Config is what the engine needs to run.
+type Config struct {
+	Root    string // backend root
+	Folders []Folder
+	Linger  time.Duration    // how long a message that stopped matching stays; default 10 minutes
+	Now     func() time.Time // default time.Now
+	// OnChange is called after a sync changed the listings of folders. It
+	// is never called with the engine's lock held.
+	OnChange func(folders []string)
+}
+
+// Entry is one message of a virtual folder's listing.
+type Entry struct {
+	UID   uint32
+	Name  string // virtual file name, with the backend's info part
+	New   bool
+	Size  int64
+	MTime time.Time
+	Path  string // backend file
+}
+
+type key struct{ mailbox, base string }
+
+type folder struct {
+	def     Folder
+	q       *query.Query
+	hash    uint64
+	state   index.FolderState
+	members map[key]*index.Member
+	// rebuild asks the next update for a full pass: the folder is new or
+	// its definition changed.
+	rebuild bool
+}
+
+type mailbox struct {
+	maildir.Mailbox
+	keywords map[byte]string
+}
+
+// Engine keeps one backend root's index and folders.
+type Engine struct {
+	cfg   Config
+	store *index.Store
+
+	mu        sync.Mutex // protects everything below
+	folders   map[string]*folder
+	order     []string // folder names, sorted
+	mailboxes map[string]*mailbox
+	msgs      map[string]map[string]*index.Message
+	mstate    map[string]*index.MailboxState
+	needs     query.Needs
+	needsHash uint64
+}
+
+// Open loads the index in stateDir (rebuilding it if damaged) and compiles
+// the folders. Call Sync to bring it up to date with the backend.
+func Open(stateDir string, cfg Config) (*Engine, error) {
+	if cfg.Linger == 0 {
+		cfg.Linger = 10 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e := &Engine{cfg: cfg, folders: map[string]*folder{}}
+	var needs []query.Needs
+	for _, d := range cfg.Folders {
+		if _, dup := e.folders[d.Name]; dup {
+			return nil, fmt.Errorf("folder %q defined twice", d.Name)
+		}
+		q, err := query.Compile(d.Query)
+		if err != nil {
+			return nil, fmt.Errorf("folder %s: %w", d.Name, err)
+		}
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%q|%q", d.Mailboxes, q.Root.String())
+		e.folders[d.Name] = &folder{def: d, q: q, hash: h.Sum64(), members: map[key]*index.Member{}}
+		e.order = append(e.order, d.Name)
+		needs = append(needs, q.Needs())
+	}
+	sort.Strings(e.order)
+	e.needs, e.needsHash = unionNeeds(needs)
+
+	st, err := index.Open(stateDir)
+	if errors.Is(err, index.ErrDamaged) {
+		slog.Error("index damaged; rebuilding from the backend", "err", err)
+		st, err = index.Rebuild(stateDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	snap, err := st.Load()
+	if err != nil {
+		slog.Error("index damaged; rebuilding from the backend", "err", err)
+		st.Close()
+		if st, err = index.Rebuild(stateDir); err != nil {
+			return nil, err
+		}
+		snap, _ = st.Load()
+	}
+	e.store = st
+	e.msgs, e.mstate = snap.Messages, snap.Mailboxes
+	b := st.NewBatch()
+	for name, f := range e.folders {
+		fs, ok := snap.Folders[name]
+		switch {
+		case !ok:
+			f.state = index.FolderState{DefHash: f.hash, UIDValidity: uint32(cfg.Now().Unix()), NextUID: 1}
+			f.rebuild = true
+		case fs.DefHash != f.hash:
+			// SPEC §6.6: the definition changed; members are recomputed
+			// by the next sync, names (derived from the backend) are kept.
+			f.state = *fs
+			f.state.DefHash = f.hash
+			f.rebuild = true
+		default:
+			f.state = *fs
+		}
+		for _, m := range snap.Members[name] {
+			f.members[key{m.Mailbox, m.Base}] = m
+		}
+		// The folder header is written by the first update, so that a
+		// crash before it leaves the folder marked for a rebuild.
+	}
+	for name, ms := range snap.Members { // folders no longer configured
+		if _, ok := e.folders[name]; !ok {
+			for _, m := range ms {
+				b.DeleteMember(name, m)
+			}
+			b.DeleteFolder(name)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close flushes and closes the index.
+func (e *Engine) Close() error { return e.store.Close() }
+
+func unionNeeds(ns []query.Needs) (query.Needs, uint64) {
+	var u query.Needs
+	hdr := map[string]bool{"message-id": false}
+	for _, n := range ns {
+		for _, h := range n.Headers {
+			hdr[h] = true
+		}
+		u.Sent = u.Sent || n.Sent
+		u.Threads = u.Threads || n.Threads
+		u.Body = u.Body || n.Body
+		u.AllHeaders = u.AllHeaders || n.AllHeaders
+		u.TimeRelated = u.TimeRelated || n.TimeRelated
+	}
+	for h, ok := range hdr {
+		if ok {
+			u.Headers = append(u.Headers, h)
+		}
+	}
+	sort.Strings(u.Headers)
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%q %v %v", u.Headers, u.Sent, u.Threads)
+	return u, h.Sum64()
+}
+
+// VirtualBase returns the virtual base name of a backend message.
+func VirtualBase(mailbox, base string) string {
+	sum := sha256.Sum256([]byte(mailbox + "\x00" + base))
+	return "V" + strings.ToLower(base32.StdEncoding.EncodeToString(sum[:])[:26]) + ".vmfs"
+}
+
+// settleTime is how far a directory's mtime must lie before a scan for the
+// scan to be trusted later: a change within the same timestamp tick as the
+// scan would leave the mtime unchanged.
+const settleTime = 2 * time.Second
+
+// Sync brings the index up to date with the whole backend: new and vanished
+// mailboxes, and every mailbox whose directories changed since it was last
+// scanned. Unchanged mailboxes are recognised by their directory mtimes.
+func (e *Engine) Sync(ctx context.Context) error {
+	tree, err := maildir.Discover(e.cfg.Root)
+	if err != nil {
+		slog.Warn("backend", "err", err)
+	}
+	if len(tree.Mailboxes) == 0 {
+		if _, serr := os.Stat(e.cfg.Root); serr != nil {
+			return fmt.Errorf("backend %s: %w", e.cfg.Root, serr)
+		}
+	}
+	e.mu.Lock()
+	e.mailboxes = map[string]*mailbox{}
+	for _, mb := range tree.Mailboxes {
+		e.mailboxes[mb.Name] = &mailbox{Mailbox: mb}
+	}
+	var names []string
+	for name := range e.mailboxes {
+		names = append(names, name)
+	}
+	for name := range e.msgs { // vanished mailboxes are treated as empty
+		if _, ok := e.mailboxes[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	e.mu.Unlock()
+	return e.syncMailboxes(ctx, names, true)
+}
+
+// MailboxChanged re-reads one mailbox (the watcher calls it); a mailbox
+// that no longer exists is treated as empty.
+func (e *Engine) MailboxChanged(ctx context.Context, name string) error {
+	e.mu.Lock()
+	if _, ok := e.mailboxes[name]; !ok {
+		dir := filepath.Join(e.cfg.Root, filepath.FromSlash(name))
+		if name == maildir.Inbox {
+			dir = e.cfg.Root
+		} else if !maildir.IsMaildir(dir) {
+			dir = filepath.Join(e.cfg.Root, maildir.PlusPlusDir(name))
+		}
+		if maildir.IsMaildir(dir) {
+			e.mailboxes[name] = &mailbox{Mailbox: maildir.Mailbox{Name: name, Path: dir}}
+		}
+	}
+	e.mu.Unlock()
+	return e.syncMailboxes(ctx, []string{name}, false)
+}
+
+type scanned struct {
+	name    string
+	state   *index.MailboxState
+	entries []maildir.Entry
+	gone    bool // the mailbox does not exist
+	skip    bool // unchanged since the last scan
+}
+
+// syncMailboxes scans the named mailboxes (trusting scan state when
+// useState), extracts new messages in parallel, and updates members.
+func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState bool) error {
+	start := e.cfg.Now()
+	e.mu.Lock()
+	mbs := make([]*mailbox, len(names))
+	olds := make([]*index.MailboxState, len(names))
+	for i, n := range names {
+		mbs[i], olds[i] = e.mailboxes[n], e.mstate[n]
+	}
+	needsHash := e.needsHash
+	e.mu.Unlock()
+
+	// 1. List the mailboxes (directory entries only).
+	scans := make([]scanned, len(names))
+	for i, name := range names {
+		sc := scanned{name: name}
+		mb := mbs[i]
+		if mb == nil {
+			sc.gone = true
+			scans[i] = sc
+			continue
+		}
+		cur, errc := os.Stat(filepath.Join(mb.Path, "cur"))
+		nw, errn := os.Stat(filepath.Join(mb.Path, "new"))
+		if errc != nil || errn != nil {
+			sc.gone = true
+			scans[i] = sc
+			continue
+		}
+		st := &index.MailboxState{CurMTime: cur.ModTime().UnixNano(), NewMTime: nw.ModTime().UnixNano(), NeedsHash: needsHash}
+		st.Settled = start.Sub(cur.ModTime()) > settleTime && start.Sub(nw.ModTime()) > settleTime
+		if old := olds[i]; useState && old != nil && old.Settled && old.CurMTime == st.CurMTime &&
+			old.NewMTime == st.NewMTime && old.NeedsHash == needsHash {
+			sc.skip = true
+			scans[i] = sc
+			continue
+		}
+		ents, err := maildir.List(mb.Path)
+		if err != nil && ents == nil {
+			if errors.Is(err, os.ErrNotExist) {
+				sc.gone = true
+				scans[i] = sc
+				continue
+			}
+			return fmt.Errorf("sync %s: %w", name, err)
+		}
+		if err != nil {
+			slog.Warn("skipped files", "mailbox", name, "err", err)
+		}
+		if kw, err := maildir.ReadKeywords(mb.Path); err == nil {
+			mb.keywords = kw
+		}
+		st.Count = len(ents)
+		sc.state, sc.entries = st, ents
+		scans[i] = sc
+	}
+
+	// 2. Find new messages and renames; extract the new ones in parallel.
+	e.mu.Lock()
+	needs := e.needs
+	type job struct {
+		mb   *mailbox
+		e    maildir.Entry
+		base string
+		out  *index.Message
+	}
+	var jobs []*job
+	changed := map[key]bool{}
+	deleted := map[key]bool{}
+	batch := e.store.NewBatch()
+	for i, sc := range scans {
+		if sc.skip {
+			continue
+		}
+		old := e.msgs[sc.name]
+		if sc.gone {
+			for base := range old {
+				deleted[key{sc.name, base}] = true
+				batch.DeleteMessage(sc.name, base)
+			}
+			delete(e.msgs, sc.name)
+			delete(e.mstate, sc.name)
+			batch.DeleteMailbox(sc.name)
+			continue
+		}
+		seen := make(map[string]bool, len(sc.entries))
+		for _, ent := range sc.entries {
+			base := maildir.BaseOf(ent.Name)
+			if seen[base] {
+				continue // the same base in cur/ and new/: keep the first
+			}
+			seen[base] = true
+			m := old[base]
+			switch {
+			case m == nil || m.NeedsHash != needsHash:
+				jobs = append(jobs, &job{mb: mbs[i], e: ent, base: base})
+			case m.Name != ent.Name || m.New != ent.New:
+				m.Name, m.New = ent.Name, ent.New
+				batch.PutMessage(m)
+				changed[key{sc.name, base}] = true
+			}
+		}
+		for base := range old {
+			if !seen[base] {
+				deleted[key{sc.name, base}] = true
+				batch.DeleteMessage(sc.name, base)
+				delete(old, base)
+			}
+		}
+	}
+	e.mu.Unlock()
+
+	work := make(chan *job)
+	var wg sync.WaitGroup
+	for w := 0; w < max(2, runtime.NumCPU()); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				j.out = extract(j.mb, j.e, j.base, needs, needsHash)
+			}
+		}()
+	}
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// 3. Record messages and scan state, then recompute membership.
+	e.mu.Lock()
+	for _, j := range jobs {
+		if j.out == nil {
+			continue // vanished or unreadable: logged by extract
+		}
+		if e.msgs[j.mb.Name] == nil {
+			e.msgs[j.mb.Name] = map[string]*index.Message{}
+		}
+		e.msgs[j.mb.Name][j.base] = j.out
+		batch.PutMessage(j.out)
+		changed[key{j.mb.Name, j.base}] = true
+	}
+	if e.mstate == nil {
+		e.mstate = map[string]*index.MailboxState{}
+	}
+	for _, sc := range scans {
+		if sc.state != nil {
+			e.mstate[sc.name] = sc.state
+			batch.PutMailbox(sc.name, sc.state)
+		}
+	}
+	for k := range deleted {
+		changed[k] = true
+	}
+	touched := e.update(batch, changed, false)
+	e.mu.Unlock()
+	if err := batch.Commit(); err != nil {
+		return err
+	}
+	e.notify(touched)
+	return nil
+}
+
+func (e *Engine) notify(folders []string) {
+	if len(folders) > 0 && e.cfg.OnChange != nil {
+		e.cfg.OnChange(folders)
+	}
+}
+
+// extract reads a new message's metadata; nil if it vanished or cannot be
+// read (logged).
+func extract(mb *mailbox, ent maildir.Entry, base string, needs query.Needs, needsHash uint64) *index.Message {
+	sub := "cur"
+	if ent.New {
+		sub = "new"
+	}
+	p := filepath.Join(mb.Path, sub, ent.Name)
+	hdrNeeds := needs
+	hdrNeeds.Body, hdrNeeds.AllHeaders = false, false // bodies are read at match time
+	qm, err := message.Load(p, hdrNeeds)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			slog.Warn("skipped message", "path", p, "err", err)
+		}
+		return nil
+	}
+	m := &index.Message{Mailbox: mb.Name, Base: base, Name: ent.Name, New: ent.New, Size: qm.Size,
+		MTime: qm.Received.UnixNano(), NeedsHash: needsHash, Headers: qm.Headers, ID: qm.ID, References: qm.References}
+	if !qm.Sent.IsZero() {
+		_, off := qm.Sent.Zone()
+		m.HasSent, m.Sent, m.SentOffset = true, qm.Sent.Unix(), int32(off)
+	}
+	return m
+}

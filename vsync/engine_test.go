@@ -1,0 +1,337 @@
+package vsync
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"vmfs/internal/corpus"
+	"vmfs/internal/maildir"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+type fixture struct {
+	t     *testing.T
+	root  string
+	state string
+	clk   *clock
+	e     *Engine
+}
+
+func newFixture(t *testing.T, n int) *fixture {
+	f := &fixture{t: t, root: filepath.Join(t.TempDir(), "mail"), state: filepath.Join(t.TempDir(), "state"), clk: &clock{t: time.Now()}}
+	if n > 0 {
+		if _, err := corpus.Generate(f.root, corpus.Options{Messages: n, Mailboxes: 10, Seed: 11, Now: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+func (f *fixture) open(folders []Folder) *Engine {
+	f.t.Helper()
+	e, err := Open(f.state, Config{Root: f.root, Folders: folders, Now: f.clk.now})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := e.Sync(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	f.e = e
+	f.t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func (f *fixture) list(folder string) []Entry {
+	f.t.Helper()
+	l, err := f.e.List(folder)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return l
+}
+
+// truth computes, from the backend files alone, the backend paths of the
+// messages a flag folder must hold.
+func truth(t *testing.T, root string, want func(mailbox, flags string) bool) []string {
+	tr, _ := maildir.Discover(root)
+	var out []string
+	for _, mb := range tr.Mailboxes {
+		ents, _ := maildir.List(mb.Path)
+		for _, e := range ents {
+			n, _ := maildir.ParseName(e.Name)
+			if want(mb.Name, n.Flags) {
+				sub := map[bool]string{true: "new", false: "cur"}[e.New]
+				out = append(out, filepath.Join(mb.Path, sub, e.Name))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func paths(l []Entry) []string {
+	var out []string
+	for _, e := range l {
+		out = append(out, e.Path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func notTrash(mb string) bool { return mb != "Trash" && mb != "Junk" && mb != "Spam" }
+
+func TestColdSyncDefaultFolders(t *testing.T) {
+	f := newFixture(t, 600)
+	f.open(DefaultFolders())
+	want := truth(t, f.root, func(mb, fl string) bool { return notTrash(mb) && !strings.Contains(fl, "S") })
+	got := f.list("Unread")
+	if strings.Join(paths(got), "\n") != strings.Join(want, "\n") || len(want) < 50 {
+		t.Fatalf("Unread has %d, truth %d", len(got), len(want))
+	}
+	names := map[string]bool{}
+	for i, e := range got {
+		if i > 0 && e.UID <= got[i-1].UID {
+			t.Fatal("UIDs not ascending")
+		}
+		base := maildir.BaseOf(e.Name)
+		if names[base] || !strings.HasPrefix(base, "V") {
+			t.Fatalf("bad or duplicate name %q", e.Name)
+		}
+		names[base] = true
+		fi, err := os.Stat(e.Path)
+		if err != nil || fi.Size() != e.Size || !fi.ModTime().Equal(e.MTime) {
+			t.Fatalf("entry %+v does not describe its backend file", e)
+		}
+	}
+	// UIDs follow received dates.
+	for i := 1; i < len(got); i++ {
+		if got[i].MTime.Before(got[i-1].MTime) {
+			t.Fatalf("UID %d received before UID %d", got[i].UID, got[i-1].UID)
+		}
+	}
+	flagged := truth(t, f.root, func(mb, fl string) bool { return notTrash(mb) && strings.Contains(fl, "F") })
+	if g := paths(f.list("Flagged")); strings.Join(g, "\n") != strings.Join(flagged, "\n") {
+		t.Errorf("Flagged has %d, truth %d", len(g), len(flagged))
+	}
+}
+
+func TestLingerExpungeAndDelete(t *testing.T) {
+	f := newFixture(t, 300)
+	e := f.open(DefaultFolders())
+	l := f.list("Unread")
+	victim, other := l[0], l[1]
+	// Mark the first one seen in the backend, as mutt would.
+	n, _ := maildir.ParseName(filepath.Base(victim.Path))
+	n.Flags = maildir.SetFlags(n.Flags, "S", "")
+	n.HasInfo = true
+	newPath := filepath.Join(filepath.Dir(filepath.Dir(victim.Path)), "cur", n.String())
+	if err := os.Rename(victim.Path, newPath); err != nil {
+		t.Fatal(err)
+	}
+	mbName := mailboxOf(t, f.root, victim.Path)
+	if err := e.MailboxChanged(context.Background(), mbName); err != nil {
+		t.Fatal(err)
+	}
+	after := f.list("Unread")
+	found := false
+	for _, x := range after {
+		if x.UID == victim.UID {
+			found = true
+			if maildir.BaseOf(x.Name) != maildir.BaseOf(victim.Name) || !strings.HasSuffix(x.Name, "S") || x.Path != newPath {
+				t.Errorf("lingering entry %+v", x)
+			}
+		}
+	}
+	if !found || len(after) != len(l) {
+		t.Fatalf("seen message left at once (%d -> %d)", len(l), len(after))
+	}
+	// Back to unseen within the linger: listed once, same UID.
+	os.Rename(newPath, victim.Path)
+	e.MailboxChanged(context.Background(), mbName)
+	if again := f.list("Unread"); len(again) != len(l) || again[0].UID != victim.UID {
+		t.Fatalf("re-matching message: %d entries, first UID %d", len(again), again[0].UID)
+	}
+	os.Rename(victim.Path, newPath)
+	e.MailboxChanged(context.Background(), mbName)
+	f.clk.add(11 * time.Minute)
+	if err := e.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.list("Unread"); len(got) != len(l)-1 {
+		t.Fatalf("linger did not end: %d", len(got))
+	}
+	// Expunge drops lingering messages at once.
+	p2 := other.Path
+	n2, _ := maildir.ParseName(filepath.Base(p2))
+	n2.Flags, n2.HasInfo = maildir.SetFlags(n2.Flags, "S", ""), true
+	os.Rename(p2, filepath.Join(filepath.Dir(filepath.Dir(p2)), "cur", n2.String()))
+	e.MailboxChanged(context.Background(), mailboxOf(t, f.root, p2))
+	if got := f.list("Unread"); len(got) != len(l)-1 {
+		t.Fatal("second message left before expunge")
+	}
+	var notified []string
+	e.cfg.OnChange = func(fs []string) { notified = append(notified, fs...) }
+	if err := e.Expunge("Unread"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.list("Unread"); len(got) != len(l)-2 || len(notified) != 1 {
+		t.Fatalf("expunge: %d entries, notified %v", len(got), notified)
+	}
+	// A backend deletion leaves at once.
+	third := f.list("Unread")[0]
+	os.Remove(third.Path)
+	e.MailboxChanged(context.Background(), mailboxOf(t, f.root, third.Path))
+	for _, x := range f.list("Unread") {
+		if x.UID == third.UID {
+			t.Fatal("deleted message still listed")
+		}
+	}
+}
+
+func mailboxOf(t *testing.T, root, path string) string {
+	tr, _ := maildir.Discover(root)
+	dir := filepath.Dir(filepath.Dir(path))
+	for _, mb := range tr.Mailboxes {
+		if mb.Path == dir {
+			return mb.Name
+		}
+	}
+	t.Fatalf("no mailbox for %s", path)
+	return ""
+}
+
+func TestRestartKeepsNamesAndUIDs(t *testing.T) {
+	f := newFixture(t, 400)
+	e := f.open(DefaultFolders())
+	before := f.list("Unread")
+	v := e.UIDValidity("Unread")
+	e.Close()
+	e2 := f.open(DefaultFolders())
+	after := f.list("Unread")
+	if len(before) != len(after) || e2.UIDValidity("Unread") != v {
+		t.Fatalf("restart: %d -> %d entries", len(before), len(after))
+	}
+	for i := range before {
+		if before[i].UID != after[i].UID || before[i].Name != after[i].Name {
+			t.Fatalf("entry %d changed: %+v -> %+v", i, before[i], after[i])
+		}
+	}
+	// Rebuilding from nothing gives the same names.
+	e2.Close()
+	os.RemoveAll(f.state)
+	f.open(DefaultFolders())
+	rebuilt := f.list("Unread")
+	for i := range before {
+		if before[i].Name != rebuilt[i].Name {
+			t.Fatalf("name not stable across a rebuild: %q -> %q", before[i].Name, rebuilt[i].Name)
+		}
+	}
+}
+
+func TestDamagedStateRebuilt(t *testing.T) {
+	f := newFixture(t, 200)
+	e := f.open(DefaultFolders())
+	want := paths(f.list("Unread"))
+	e.Close()
+	ents, _ := os.ReadDir(f.state)
+	for _, en := range ents {
+		os.WriteFile(filepath.Join(f.state, en.Name()), []byte("\x00garbage"), 0o600)
+	}
+	before := snapshotTree(t, f.root)
+	f.open(DefaultFolders())
+	if got := paths(f.list("Unread")); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("after rebuild %d entries, want %d", len(got), len(want))
+	}
+	if after := snapshotTree(t, f.root); after != before {
+		t.Fatal("rebuilding touched the backend")
+	}
+}
+
+func snapshotTree(t *testing.T, root string) string {
+	var b strings.Builder
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil {
+			b.WriteString(p + fi.ModTime().String() + "\n")
+		}
+		return nil
+	})
+	return b.String()
+}
+
+func TestDefinitionChangeAndNewMailbox(t *testing.T) {
+	f := newFixture(t, 300)
+	e := f.open([]Folder{{Name: "Lists", Mailboxes: []string{"Lists/*"}, Query: "ALL"}})
+	n1 := len(f.list("Lists"))
+	if n1 == 0 {
+		t.Fatal("no list messages")
+	}
+	// A new mailbox matching the pattern joins on the next sync.
+	dir := filepath.Join(f.root, ".Lists.new-list")
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(dir, s), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "new", "1.x.host"), []byte("Subject: hi\n\nbody\n"), 0o644)
+	if err := e.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l := f.list("Lists")
+	if len(l) != n1+1 {
+		t.Fatalf("new mailbox: %d -> %d", n1, len(l))
+	}
+	names := map[string]uint32{}
+	for _, x := range l {
+		names[maildir.BaseOf(x.Name)] = x.UID
+	}
+	e.Close()
+	// Narrow the query: the remaining messages keep their names and UIDs.
+	f.open([]Folder{{Name: "Lists", Mailboxes: []string{"Lists/*"}, Query: "SEEN"}})
+	l2 := f.list("Lists")
+	if len(l2) == 0 || len(l2) >= len(l) {
+		t.Fatalf("changed definition: %d entries", len(l2))
+	}
+	for _, x := range l2 {
+		if uid, ok := names[maildir.BaseOf(x.Name)]; !ok || uid != x.UID {
+			t.Fatalf("%q lost its name or UID", x.Name)
+		}
+	}
+}
+
+func TestWarmSyncSkipsUnchanged(t *testing.T) {
+	f := newFixture(t, 300)
+	e := f.open(DefaultFolders())
+	e.Close()
+	// Make every directory look old enough to be trusted, then reopen.
+	old := time.Now().Add(-time.Hour)
+	filepath.Walk(f.root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+	e = f.open(DefaultFolders()) // rescans (mtimes changed), records settled state
+	e.Close()
+	// Hide a message behind an unchanged directory mtime: a trusted,
+	// settled mailbox is not listed again, so it stays unseen by vmfs.
+	cur := filepath.Join(f.root, "cur")
+	os.WriteFile(filepath.Join(cur, "999.hidden.host:2,"), []byte("Subject: x\n\nx\n"), 0o644)
+	os.Chtimes(cur, old, old)
+	f.open(DefaultFolders())
+	for _, x := range f.list("Unread") {
+		if strings.Contains(x.Path, "999.hidden") {
+			t.Fatal("warm sync listed an unchanged mailbox")
+		}
+	}
+}

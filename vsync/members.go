@@ -1,0 +1,309 @@
+package vsync
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"vmfs/index"
+	"vmfs/internal/maildir"
+	"vmfs/internal/message"
+	"vmfs/internal/query"
+)
+
+// resolve returns the names of the mailboxes a folder's patterns select.
+// Later "-" patterns remove what earlier ones added (SPEC §3).
+func resolve(patterns []string, names []string) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range names {
+		in := false
+		for _, p := range patterns {
+			if strings.HasPrefix(p, "-") {
+				if maildir.MatchPattern(p[1:], n) {
+					in = false
+				}
+			} else if maildir.MatchPattern(p, n) {
+				in = true
+			}
+		}
+		if in {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// msgOf builds what a query looks at from an index record.
+func (e *Engine) msgOf(m *index.Message) *query.Msg {
+	n, _ := maildir.ParseName(m.Name)
+	qm := &query.Msg{
+		Mailbox: m.Mailbox, Flags: n.Flags, Recent: m.New, Received: time.Unix(0, m.MTime),
+		Size: m.Size, Headers: m.Headers, ID: m.ID, References: m.References,
+	}
+	if m.HasSent {
+		qm.Sent = time.Unix(m.Sent, 0).In(time.FixedZone("", int(m.SentOffset)))
+	}
+	if mb := e.mailboxes[m.Mailbox]; mb != nil {
+		for _, l := range maildir.KeywordLetters(n.Flags) {
+			if k, ok := mb.keywords[l]; ok {
+				qm.Keywords = append(qm.Keywords, k)
+			}
+		}
+		if e.needs.Body || e.needs.AllHeaders {
+			p := e.pathOf(m)
+			qm.Text = func(headers bool, fn func(string) bool) error { return message.TextOf(p, headers, fn) }
+		}
+	}
+	return qm
+}
+
+func (e *Engine) pathOf(m *index.Message) string {
+	mb := e.mailboxes[m.Mailbox]
+	if mb == nil {
+		return ""
+	}
+	sub := "cur"
+	if m.New {
+		sub = "new"
+	}
+	return filepath.Join(mb.Path, sub, m.Name)
+}
+
+// update recomputes the members of every folder for the changed messages
+// (all messages when all is set or a folder needs a full pass) and returns
+// the folders whose listings changed. e.mu must be held.
+func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string {
+	now := e.cfg.Now()
+	var names []string
+	for n := range e.mailboxes {
+		names = append(names, n)
+	}
+	var touched []string
+	for _, fname := range e.order {
+		f := e.folders[fname]
+		sel := resolve(f.def.Mailboxes, names)
+		full := all || f.rebuild || f.q.Needs().Threads
+		var cand []key
+		if full {
+			for mb := range sel {
+				for base := range e.msgs[mb] {
+					cand = append(cand, key{mb, base})
+				}
+			}
+			for k := range f.members {
+				if !sel[k.mailbox] || e.msgs[k.mailbox][k.base] == nil {
+					cand = append(cand, k)
+				}
+			}
+		} else {
+			for k := range changed {
+				if sel[k.mailbox] || f.members[k] != nil {
+					cand = append(cand, k)
+				}
+			}
+		}
+		if f.apply(e, b, cand, sel, now, changed, f.rebuild) {
+			touched = append(touched, fname)
+		}
+		f.rebuild = false
+		b.PutFolder(fname, &f.state)
+	}
+	return touched
+}
+
+// apply evaluates candidates and updates members; it reports whether the
+// listing changed. A message that stops matching lingers, unless the
+// folder's definition changed (rebuild): then it leaves at once, as
+// Dovecot drops every message when a definition is edited.
+func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]bool, now time.Time, changed map[key]bool, rebuild bool) bool {
+	sort.Slice(cand, func(i, j int) bool {
+		return cand[i].mailbox < cand[j].mailbox || cand[i].mailbox == cand[j].mailbox && cand[i].base < cand[j].base
+	})
+	var msgs []*index.Message
+	var qms []*query.Msg
+	var keys []key
+	touched := false
+	for _, k := range cand {
+		m := e.msgs[k.mailbox][k.base]
+		if m == nil || !sel[k.mailbox] {
+			if mem := f.members[k]; mem != nil { // gone from the backend: leave at once
+				delete(f.members, k)
+				b.DeleteMember(f.def.Name, mem)
+				touched = true
+			}
+			continue
+		}
+		msgs, keys = append(msgs, m), append(keys, k)
+		qms = append(qms, e.msgOf(m))
+	}
+	var res []bool
+	if f.q.Needs().Threads {
+		res = f.q.MatchAll(qms, now)
+	} else {
+		res = make([]bool, len(qms))
+		for i, qm := range qms {
+			res[i] = f.q.Match(qm, now)
+		}
+	}
+	var added []*index.Message
+	for i, k := range keys {
+		mem := f.members[k]
+		switch {
+		case res[i] && mem == nil:
+			added = append(added, msgs[i])
+		case res[i] && mem.Linger != 0 && !mem.Written:
+			mem.Linger = 0 // matches again within the linger: not added twice
+			b.PutMember(f.def.Name, mem)
+		case !res[i] && mem != nil && rebuild && !mem.Written:
+			delete(f.members, k)
+			b.DeleteMember(f.def.Name, mem)
+			touched = true
+			continue
+		case !res[i] && mem != nil && mem.Linger == 0:
+			mem.Linger = now.Add(e.cfg.Linger).UnixNano()
+			b.PutMember(f.def.Name, mem)
+		}
+		if mem != nil && changed[k] {
+			touched = true // flags or place changed: the name changed
+		}
+	}
+	// New members get ascending UIDs by received date, then name.
+	sort.Slice(added, func(i, j int) bool {
+		a, c := added[i], added[j]
+		if a.MTime != c.MTime {
+			return a.MTime < c.MTime
+		}
+		if a.Mailbox != c.Mailbox {
+			return a.Mailbox < c.Mailbox
+		}
+		return a.Base < c.Base
+	})
+	for _, m := range added {
+		mem := &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base}
+		f.state.NextUID++
+		f.members[key{m.Mailbox, m.Base}] = mem
+		b.PutMember(f.def.Name, mem)
+		touched = true
+	}
+	if f.expire(b, now, false) {
+		touched = true
+	}
+	return touched
+}
+
+// expire drops members whose linger has ended (all lingering ones when
+// force is set).
+func (f *folder) expire(b *index.Batch, now time.Time, force bool) bool {
+	touched := false
+	for k, mem := range f.members {
+		if mem.Linger != 0 && (force || mem.Linger <= now.UnixNano()) {
+			delete(f.members, k)
+			b.DeleteMember(f.def.Name, mem)
+			touched = true
+		}
+	}
+	return touched
+}
+
+// Tick re-evaluates folders whose queries depend on the time (YOUNGER,
+// OLDER) and ends lingers that are due. Call it every few seconds.
+func (e *Engine) Tick() error {
+	e.mu.Lock()
+	b := e.store.NewBatch()
+	now := e.cfg.Now()
+	var touched []string
+	var names []string
+	for n := range e.mailboxes {
+		names = append(names, n)
+	}
+	for _, fname := range e.order {
+		f := e.folders[fname]
+		t := false
+		if f.q.Needs().TimeRelated {
+			sel := resolve(f.def.Mailboxes, names)
+			var cand []key
+			for mb := range sel {
+				for base := range e.msgs[mb] {
+					cand = append(cand, key{mb, base})
+				}
+			}
+			t = f.apply(e, b, cand, sel, now, nil, false)
+		} else {
+			t = f.expire(b, now, false)
+		}
+		if t {
+			touched = append(touched, fname)
+			b.PutFolder(fname, &f.state)
+		}
+	}
+	e.mu.Unlock()
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	e.notify(touched)
+	return nil
+}
+
+// Expunge drops at once the messages of a folder that no longer match
+// (SPEC §6.4: Dovecot's reopen).
+func (e *Engine) Expunge(folderName string) error {
+	e.mu.Lock()
+	f := e.folders[folderName]
+	if f == nil {
+		e.mu.Unlock()
+		return fmt.Errorf("no folder %q", folderName)
+	}
+	b := e.store.NewBatch()
+	t := f.expire(b, e.cfg.Now(), true)
+	e.mu.Unlock()
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	if t {
+		e.notify([]string{folderName})
+	}
+	return nil
+}
+
+// Folders returns the configured folder names, sorted.
+func (e *Engine) Folders() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.order...)
+}
+
+// UIDValidity returns a folder's UIDVALIDITY.
+func (e *Engine) UIDValidity(folderName string) uint32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f := e.folders[folderName]; f != nil {
+		return f.state.UIDValidity
+	}
+	return 0
+}
+
+// List returns a folder's listing in UID order.
+func (e *Engine) List(folderName string) ([]Entry, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f := e.folders[folderName]
+	if f == nil {
+		return nil, fmt.Errorf("no folder %q", folderName)
+	}
+	out := make([]Entry, 0, len(f.members))
+	for k, mem := range f.members {
+		m := e.msgs[k.mailbox][k.base]
+		if m == nil {
+			continue
+		}
+		name := VirtualBase(k.mailbox, k.base)
+		if n, err := maildir.ParseName(m.Name); err == nil && (n.HasInfo || n.Flags != "") {
+			name = maildir.Name{Base: name, Flags: n.Flags, Extra: n.Extra, HasInfo: true}.String()
+		}
+		out = append(out, Entry{UID: mem.UID, Name: name, New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	return out, nil
+}
