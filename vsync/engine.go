@@ -97,6 +97,10 @@ type Engine struct {
 	cfg   Config
 	store *index.Store
 
+	// op serialises everything that changes the backend or the index
+	// (syncs and write-backs): the engine is the index's one writer.
+	op sync.Mutex
+
 	mu        sync.Mutex // protects everything below
 	folders   map[string]*folder
 	order     []string // folder names, sorted
@@ -105,6 +109,7 @@ type Engine struct {
 	mstate    map[string]*index.MailboxState
 	needs     query.Needs
 	needsHash uint64
+	vnames    map[string]key // virtual base name → backend message
 }
 
 // Open loads the index in stateDir (rebuilding it if damaged) and compiles
@@ -154,6 +159,12 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	}
 	e.store = st
 	e.msgs, e.mstate = snap.Messages, snap.Mailboxes
+	e.vnames = map[string]key{}
+	for mb, ms := range e.msgs {
+		for base := range ms {
+			e.vnames[VirtualBase(mb, base)] = key{mb, base}
+		}
+	}
 	b := st.NewBatch()
 	for name, f := range e.folders {
 		fs, ok := snap.Folders[name]
@@ -290,6 +301,8 @@ type scanned struct {
 // syncMailboxes scans the named mailboxes (trusting scan state when
 // useState), extracts new messages in parallel, and updates members.
 func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState bool) error {
+	e.op.Lock()
+	defer e.op.Unlock()
 	start := e.cfg.Now()
 	e.mu.Lock()
 	mbs := make([]*mailbox, len(names))
@@ -366,7 +379,7 @@ func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState boo
 		if sc.gone {
 			for base := range old {
 				deleted[key{sc.name, base}] = true
-				batch.DeleteMessage(sc.name, base)
+				e.forget(batch, key{sc.name, base})
 			}
 			delete(e.msgs, sc.name)
 			delete(e.mstate, sc.name)
@@ -393,8 +406,7 @@ func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState boo
 		for base := range old {
 			if !seen[base] {
 				deleted[key{sc.name, base}] = true
-				batch.DeleteMessage(sc.name, base)
-				delete(old, base)
+				e.forget(batch, key{sc.name, base})
 			}
 		}
 	}
@@ -433,6 +445,7 @@ func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState boo
 			e.msgs[j.mb.Name] = map[string]*index.Message{}
 		}
 		e.msgs[j.mb.Name][j.base] = j.out
+		e.vnames[VirtualBase(j.mb.Name, j.base)] = key{j.mb.Name, j.base}
 		batch.PutMessage(j.out)
 		changed[key{j.mb.Name, j.base}] = true
 	}

@@ -71,6 +71,15 @@ func (e *Engine) pathOf(m *index.Message) string {
 	return filepath.Join(mb.Path, sub, m.Name)
 }
 
+// entry is the listing entry of a member. e.mu must be held.
+func (e *Engine) entry(mem *index.Member, m *index.Message) Entry {
+	name := VirtualBase(m.Mailbox, m.Base)
+	if n, err := maildir.ParseName(m.Name); err == nil && (n.HasInfo || n.Flags != "") {
+		name = maildir.Name{Base: name, Flags: n.Flags, Extra: n.Extra, HasInfo: true}.String()
+	}
+	return Entry{UID: mem.UID, Name: name, New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)}
+}
+
 // update recomputes the members of every folder for the changed messages
 // (all messages when all is set or a folder needs a full pass) and returns
 // the folders whose listings changed. e.mu must be held.
@@ -210,6 +219,8 @@ func (f *folder) expire(b *index.Batch, now time.Time, force bool) bool {
 // Tick re-evaluates folders whose queries depend on the time (YOUNGER,
 // OLDER) and ends lingers that are due. Call it every few seconds.
 func (e *Engine) Tick() error {
+	e.op.Lock()
+	defer e.op.Unlock()
 	e.mu.Lock()
 	b := e.store.NewBatch()
 	now := e.cfg.Now()
@@ -249,6 +260,8 @@ func (e *Engine) Tick() error {
 // Expunge drops at once the messages of a folder that no longer match
 // (SPEC §6.4: Dovecot's reopen).
 func (e *Engine) Expunge(folderName string) error {
+	e.op.Lock()
+	defer e.op.Unlock()
 	e.mu.Lock()
 	f := e.folders[folderName]
 	if f == nil {
@@ -298,11 +311,7 @@ func (e *Engine) List(folderName string) ([]Entry, error) {
 		if m == nil {
 			continue
 		}
-		name := VirtualBase(k.mailbox, k.base)
-		if n, err := maildir.ParseName(m.Name); err == nil && (n.HasInfo || n.Flags != "") {
-			name = maildir.Name{Base: name, Flags: n.Flags, Extra: n.Extra, HasInfo: true}.String()
-		}
-		out = append(out, Entry{UID: mem.UID, Name: name, New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)})
+		out = append(out, e.entry(mem, m))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
 	return out, nil

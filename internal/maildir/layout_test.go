@@ -1,9 +1,11 @@
 package maildir
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -192,5 +194,44 @@ func TestMatchPattern(t *testing.T) {
 		if got := MatchPattern(tc.p, tc.n); got != tc.ok {
 			t.Errorf("MatchPattern(%q, %q) = %v", tc.p, tc.n, got)
 		}
+	}
+}
+
+func TestDeliverRenameFind(t *testing.T) {
+	dir := t.TempDir()
+	if err := Init(filepath.Join(dir, "box")); err != nil {
+		t.Fatal(err)
+	}
+	box := filepath.Join(dir, "box")
+	rel, err := Deliver(box, strings.NewReader("Subject: x\n\nbody\n"), "SF", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(rel, "cur/") || !strings.HasSuffix(rel, ",S=17:2,FS") {
+		t.Errorf("delivered as %q", rel)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(box, "tmp")); len(ents) != 0 {
+		t.Error("tmp/ not empty after delivery")
+	}
+	rel2, _ := Deliver(box, strings.NewReader("x"), "", false)
+	if !strings.HasPrefix(rel2, "new/") || strings.Contains(rel2, ":2,") {
+		t.Errorf("new delivery %q", rel2)
+	}
+	// Rename never replaces.
+	a, b := filepath.Join(box, rel), filepath.Join(box, rel2)
+	if err := Rename(a, b); !errors.Is(err, ErrExist) {
+		t.Errorf("rename over an existing file: %v", err)
+	}
+	base := BaseOf(filepath.Base(a))
+	moved := filepath.Join(box, "cur", base+":2,S")
+	if err := Rename(a, moved); err != nil {
+		t.Fatal(err)
+	}
+	name, inNew, err := Find(box, base)
+	if err != nil || inNew || name != base+":2,S" {
+		t.Errorf("Find = %q %v %v", name, inNew, err)
+	}
+	if _, _, err := Find(box, "nope"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Find missing: %v", err)
 	}
 }

@@ -1,0 +1,127 @@
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	gomaildir "github.com/emersion/go-maildir"
+	"golang.org/x/sys/unix"
+)
+
+var deliveries atomic.Uint64
+
+// UniqueName returns a new Maildir unique name:
+// "<seconds>.M<microseconds>P<pid>Q<counter>.<host>", the form Dovecot and
+// qmail write, with ',' '/' and ':' removed from the host name.
+func UniqueName() string {
+	now := time.Now()
+	host, _ := os.Hostname()
+	host = strings.NewReplacer("/", "\\057", ":", "\\072", ",", "").Replace(host)
+	if host == "" {
+		host = "localhost"
+	}
+	return fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), deliveries.Add(1), host)
+}
+
+// Init creates a mailbox directory with cur/, new/ and tmp/ if it does
+// not exist yet.
+func Init(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return err
+	}
+	return gomaildir.Dir(dir).Init()
+}
+
+// Deliver writes a new message into the mailbox at dir the Maildir way:
+// into tmp/, fsync, then link()ed into new/ (or cur/ with flags, when cur
+// is set) under a name no other file has, tmp/ file removed, directory
+// fsynced. It returns the new file name. Nothing is left in tmp/ on error.
+func Deliver(dir string, r io.Reader, flags string, cur bool) (string, error) {
+	base := UniqueName()
+	tmp := filepath.Join(dir, "tmp", base)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("deliver: %w", err)
+	}
+	size, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("deliver: %w", err)
+	}
+	name, sub := fmt.Sprintf("%s,S=%d", base, size), "new"
+	if cur {
+		name, sub = Name{Base: name, Flags: flags, HasInfo: true}.String(), "cur"
+	}
+	dst := filepath.Join(dir, sub, name)
+	err = os.Link(tmp, dst)
+	os.Remove(tmp)
+	if err != nil {
+		return "", fmt.Errorf("deliver: %w", err)
+	}
+	syncDir(filepath.Join(dir, sub))
+	return filepath.Join(sub, name), nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// ErrExist is returned by Rename when the target name is taken.
+var ErrExist = errors.New("target exists")
+
+// Rename renames a message file without ever replacing another file
+// (renameat2 RENAME_NOREPLACE): a Maildir rename must not lose a message
+// that happens to have the target name.
+func Rename(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("rename %s: %w", to, ErrExist)
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
+		// A file system without RENAME_NOREPLACE: link + unlink keeps
+		// the no-replace guarantee.
+		if err := os.Link(from, to); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("rename %s: %w", to, ErrExist)
+			}
+			return err
+		}
+		return os.Remove(from)
+	}
+	return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+}
+
+// Find returns the current file name of the message with this base name in
+// a mailbox (cur/ first, then new/), for when it was renamed by someone
+// else since it was last seen.
+func Find(dir, base string) (name string, inNew bool, err error) {
+	for _, sub := range [...]string{"cur", "new"} {
+		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			return "", false, err
+		}
+		for _, e := range ents {
+			if BaseOf(e.Name()) == base && e.Name()[0] != '.' {
+				return e.Name(), sub == "new", nil
+			}
+		}
+	}
+	return "", false, fmt.Errorf("message %s in %s: %w", base, dir, os.ErrNotExist)
+}

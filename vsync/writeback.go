@@ -1,0 +1,237 @@
+package vsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"vmfs/index"
+	"vmfs/internal/maildir"
+)
+
+// ErrNoSave is returned by Deliver for a folder without a save mailbox.
+var ErrNoSave = errors.New("folder has no save mailbox")
+
+// ErrNotFound wraps fs.ErrNotExist: no such folder or message.
+var ErrNotFound = fmt.Errorf("vsync: %w", fs.ErrNotExist)
+
+// lookup finds a folder member by its virtual name (with or without info).
+// e.mu must be held.
+func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message, error) {
+	f := e.folders[folderName]
+	if f == nil {
+		return nil, key{}, nil, fmt.Errorf("folder %q: %w", folderName, ErrNotFound)
+	}
+	k, ok := e.vnames[maildir.BaseOf(vname)]
+	if !ok || f.members[k] == nil {
+		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
+	}
+	m := e.msgs[k.mailbox][k.base]
+	if m == nil {
+		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
+	}
+	return f, k, m, nil
+}
+
+// Lookup returns the entry of a folder's message by virtual name.
+func (e *Engine) Lookup(folderName, vname string) (Entry, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f, k, m, err := e.lookup(folderName, vname)
+	if err != nil {
+		return Entry{}, err
+	}
+	return e.entry(f.members[k], m), nil
+}
+
+// SetFlags renames the backend file of a folder's message so that it
+// carries flags (all of them: standard, keyword letters and unknown ones)
+// and lies in new/ (toNew) or cur/. The base name and any extra info text
+// are kept. A file renamed by someone else meanwhile is found again by its
+// base name. It returns the message's new entry.
+func (e *Engine) SetFlags(ctx context.Context, folderName, vname, flags string, toNew bool) (Entry, error) {
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.mu.Lock()
+	f, k, m, err := e.lookup(folderName, vname)
+	if err != nil {
+		e.mu.Unlock()
+		return Entry{}, err
+	}
+	mb := e.mailboxes[k.mailbox]
+	src := e.pathOf(m)
+	e.mu.Unlock()
+	if mb == nil {
+		return Entry{}, fmt.Errorf("mailbox %s: %w", k.mailbox, ErrNotFound)
+	}
+
+	old, _ := maildir.ParseName(filepath.Base(src))
+	n := maildir.Name{Base: k.base, Flags: maildir.NormFlags(flags), Extra: old.Extra, HasInfo: true}
+	sub := "cur"
+	if toNew {
+		sub = "new"
+		n.HasInfo = old.HasInfo
+	}
+	dst := filepath.Join(mb.Path, sub, n.String())
+	if err := renameMsg(mb.Path, k.base, src, dst); err != nil {
+		return Entry{}, err
+	}
+
+	e.mu.Lock()
+	m.Name, m.New = n.String(), toNew
+	b := e.store.NewBatch()
+	b.PutMessage(m)
+	touched := e.update(b, map[key]bool{k: true}, false)
+	ent := e.entry(f.members[k], m)
+	e.mu.Unlock()
+	if err := b.Commit(); err != nil {
+		return Entry{}, err
+	}
+	e.notify(touched)
+	return ent, nil
+}
+
+// renameMsg renames src to dst, finding the file again by base name if it
+// was renamed meanwhile.
+func renameMsg(dir, base, src, dst string) error {
+	if src == dst {
+		return nil
+	}
+	err := maildir.Rename(src, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		name, inNew, ferr := maildir.Find(dir, base)
+		if ferr != nil {
+			return ferr
+		}
+		sub := map[bool]string{true: "new", false: "cur"}[inNew]
+		if src = filepath.Join(dir, sub, name); src == dst {
+			return nil
+		}
+		err = maildir.Rename(src, dst)
+	}
+	return err
+}
+
+// Delete removes a folder's message from the backend (every folder that
+// showed it drops it). A file renamed meanwhile is found by base name.
+func (e *Engine) Delete(ctx context.Context, folderName, vname string) error {
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.mu.Lock()
+	_, k, m, err := e.lookup(folderName, vname)
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	mb := e.mailboxes[k.mailbox]
+	src := e.pathOf(m)
+	e.mu.Unlock()
+	if mb == nil {
+		return fmt.Errorf("mailbox %s: %w", k.mailbox, ErrNotFound)
+	}
+	err = os.Remove(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		name, inNew, ferr := maildir.Find(mb.Path, k.base)
+		if ferr != nil {
+			return ferr
+		}
+		err = os.Remove(filepath.Join(mb.Path, map[bool]string{true: "new", false: "cur"}[inNew], name))
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", src, err)
+	}
+	e.mu.Lock()
+	b := e.store.NewBatch()
+	e.forget(b, k)
+	touched := e.update(b, map[key]bool{k: true}, false)
+	e.mu.Unlock()
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	e.notify(touched)
+	return nil
+}
+
+// forget removes a message from memory and the index. e.mu must be held.
+func (e *Engine) forget(b *index.Batch, k key) {
+	delete(e.msgs[k.mailbox], k.base)
+	delete(e.vnames, VirtualBase(k.mailbox, k.base))
+	b.DeleteMessage(k.mailbox, k.base)
+}
+
+// Deliver writes a new message into the folder's save mailbox (created if
+// missing) and shows it in the folder: it stays listed until the linger
+// ends even if it does not match.
+func (e *Engine) Deliver(ctx context.Context, folderName string, r io.Reader, flags string, toCur bool) (Entry, error) {
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.mu.Lock()
+	f := e.folders[folderName]
+	if f == nil {
+		e.mu.Unlock()
+		return Entry{}, fmt.Errorf("folder %q: %w", folderName, ErrNotFound)
+	}
+	save := f.def.Save
+	mb := e.mailboxes[save]
+	e.mu.Unlock()
+	if save == "" {
+		return Entry{}, fmt.Errorf("folder %s: %w", folderName, ErrNoSave)
+	}
+	if mb == nil {
+		dir := filepath.Join(e.cfg.Root, filepath.FromSlash(save))
+		if maildir.IsMaildir(e.cfg.Root) {
+			dir = filepath.Join(e.cfg.Root, maildir.PlusPlusDir(save)) // the root is Maildir++
+		}
+		if save == maildir.Inbox {
+			dir = e.cfg.Root
+		}
+		if err := maildir.Init(dir); err != nil {
+			return Entry{}, fmt.Errorf("save mailbox %s: %w", save, err)
+		}
+		mb = &mailbox{Mailbox: maildir.Mailbox{Name: save, Path: dir}}
+	}
+	rel, err := maildir.Deliver(mb.Path, r, flags, toCur)
+	if err != nil {
+		return Entry{}, err
+	}
+	name := filepath.Base(rel)
+	base := maildir.BaseOf(name)
+	m := extract(mb, maildir.Entry{New: !toCur, Name: name}, base, e.needs, e.needsHash)
+	if m == nil {
+		return Entry{}, fmt.Errorf("delivered %s but cannot read it back", rel)
+	}
+	e.mu.Lock()
+	if e.mailboxes[save] == nil {
+		e.mailboxes[save] = mb
+	}
+	k := key{save, base}
+	if e.msgs[save] == nil {
+		e.msgs[save] = map[string]*index.Message{}
+	}
+	e.msgs[save][base] = m
+	e.vnames[VirtualBase(save, base)] = k
+	b := e.store.NewBatch()
+	b.PutMessage(m)
+	touched := e.update(b, map[key]bool{k: true}, false)
+	mem := f.members[k]
+	if mem == nil { // written into the folder: shown until the linger ends
+		mem = &index.Member{UID: f.state.NextUID, Mailbox: save, Base: base, Written: true,
+			Linger: e.cfg.Now().Add(e.cfg.Linger).UnixNano()}
+		f.state.NextUID++
+		f.members[k] = mem
+		b.PutMember(folderName, mem)
+		b.PutFolder(folderName, &f.state)
+		touched = append(touched, folderName)
+	}
+	ent := e.entry(mem, m)
+	e.mu.Unlock()
+	if err := b.Commit(); err != nil {
+		return Entry{}, err
+	}
+	e.notify(touched)
+	return ent, nil
+}

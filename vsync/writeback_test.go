@@ -1,0 +1,153 @@
+package vsync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"vmfs/internal/maildir"
+)
+
+// backendFiles lists every message file under root (relative paths).
+func backendFiles(t *testing.T, root string) map[string]bool {
+	out := map[string]bool{}
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			if d := filepath.Base(filepath.Dir(p)); d == "cur" || d == "new" {
+				rel, _ := filepath.Rel(root, p)
+				out[rel] = true
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+func writeMsg(t *testing.T, p, body string) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSetFlagsKeepsEverything(t *testing.T) {
+	f := newFixture(t, 0)
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(f.root, s), 0o755)
+	}
+	writeMsg(t, filepath.Join(f.root, "cur", "1.a,U=7,S=20,W=21:2,Fab,extra=1"), "Subject: one\n\nbody\n")
+	writeMsg(t, filepath.Join(f.root, "new", "2.b,U=8"), "Subject: two\n\nbody\n")
+	e := f.open(DefaultFolders())
+	l := f.list("Unread")
+	if len(l) != 2 {
+		t.Fatalf("Unread = %+v", l)
+	}
+	var notified [][]string
+	e.cfg.OnChange = func(fs []string) { notified = append(notified, fs) }
+	// Mark the first seen, as mutt renames cur/X:2,Fab to cur/X:2,FSab.
+	ent, err := e.SetFlags(context.Background(), "Unread", l[0].Name, "FSab", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(f.root, "cur", "1.a,U=7,S=20,W=21:2,FSab,extra=1")
+	if _, err := os.Stat(want); err != nil {
+		t.Fatalf("backend not renamed: %v (have %v)", err, backendFiles(t, f.root))
+	}
+	if ent.Path != want || maildir.BaseOf(ent.Name) != maildir.BaseOf(l[0].Name) || !strings.HasSuffix(ent.Name, ":2,FSab,extra=1") {
+		t.Errorf("entry after SetFlags: %+v", ent)
+	}
+	if len(f.list("Unread")) != 2 || len(notified) == 0 {
+		t.Error("the message read through the folder must linger, and the change be notified")
+	}
+	// new/ -> cur/ with a flag, for the message in new/.
+	ent, err = e.SetFlags(context.Background(), "Unread", l[1].Name, "S", false)
+	if err != nil || ent.New {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.root, "cur", "2.b,U=8:2,S")); err != nil {
+		t.Fatalf("new->cur: %v", backendFiles(t, f.root))
+	}
+	if len(backendFiles(t, f.root)) != 2 {
+		t.Fatalf("files: %v", backendFiles(t, f.root))
+	}
+}
+
+func TestSetFlagsRacingBackendRename(t *testing.T) {
+	f := newFixture(t, 0)
+	p := filepath.Join(f.root, "cur", "1.a:2,")
+	writeMsg(t, p, "Subject: x\n\nbody\n")
+	os.MkdirAll(filepath.Join(f.root, "new"), 0o755)
+	e := f.open(DefaultFolders())
+	l := f.list("Unread")
+	// mbsync renames the file behind vmfs's back (flag R added).
+	os.Rename(p, filepath.Join(f.root, "cur", "1.a:2,R"))
+	if _, err := e.SetFlags(context.Background(), "Unread", l[0].Name, "S", false); err != nil {
+		t.Fatal(err)
+	}
+	files := backendFiles(t, f.root)
+	if len(files) != 1 || !files["cur/1.a:2,S"] {
+		t.Fatalf("after racing rename: %v", files)
+	}
+}
+
+func TestDeleteAndDuplicates(t *testing.T) {
+	f := newFixture(t, 0)
+	body := "Subject: dup\nMessage-ID: <d@x>\n\nsame\n"
+	writeMsg(t, filepath.Join(f.root, "cur", "1.a:2,"), body)
+	writeMsg(t, filepath.Join(f.root, ".Other", "cur", "1.a:2,"), body)
+	os.MkdirAll(filepath.Join(f.root, "new"), 0o755)
+	os.MkdirAll(filepath.Join(f.root, ".Other", "new"), 0o755)
+	e := f.open(DefaultFolders())
+	l := f.list("Unread")
+	if len(l) != 2 || l[0].Name == l[1].Name {
+		t.Fatalf("duplicates must show once per backend file with distinct names: %+v", l)
+	}
+	if err := e.Delete(context.Background(), "Unread", l[0].Name); err != nil {
+		t.Fatal(err)
+	}
+	files := backendFiles(t, f.root)
+	if len(files) != 1 {
+		t.Fatalf("delete removed the wrong number of files: %v", files)
+	}
+	if got := f.list("Unread"); len(got) != 1 || got[0].Name != l[1].Name {
+		t.Fatalf("after delete: %+v", got)
+	}
+	if err := e.Delete(context.Background(), "Unread", l[0].Name); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("second delete: %v", err)
+	}
+}
+
+func TestDeliver(t *testing.T) {
+	f := newFixture(t, 0)
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(f.root, s), 0o755)
+	}
+	e := f.open(append(DefaultFolders(), Folder{Name: "Lists/Go", Mailboxes: []string{"Lists/*"}, Query: "FROM golang", Save: "Lists/golang"}))
+	if _, err := e.Deliver(context.Background(), "Unread", strings.NewReader("x"), "", false); !errors.Is(err, ErrNoSave) {
+		t.Fatalf("deliver without save: %v", err)
+	}
+	if len(backendFiles(t, f.root)) != 0 {
+		t.Fatal("something was written")
+	}
+	msg := "From: someone@else\nSubject: appended\n\nhello\n"
+	ent, err := e.Deliver(context.Background(), "Lists/Go", strings.NewReader(msg), "S", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(ent.Path)
+	if err != nil || !bytes.Equal(b, []byte(msg)) || !strings.Contains(ent.Path, ".Lists.golang/cur/") {
+		t.Fatalf("delivered %+v: %q %v", ent, b, err)
+	}
+	// It does not match FROM golang, but stays visible until the linger ends.
+	l := f.list("Lists/Go")
+	if len(l) != 1 || l[0].Name != ent.Name {
+		t.Fatalf("Lists/Go = %+v", l)
+	}
+}
