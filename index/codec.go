@@ -209,14 +209,17 @@ type Member struct {
 	// Written is set for a message delivered through the folder: it stays
 	// until its linger ends even if it never matched.
 	Written bool
+	// Name, when set, is the virtual base name the client chose when it
+	// delivered the message through the folder; it replaces the derived one.
+	Name string
 }
 
 func (m *Member) encode() []byte {
-	return enc(nil).str(m.Mailbox).str(m.Base).varint(m.Linger).bool(m.Written)
+	return enc(nil).str(m.Mailbox).str(m.Base).varint(m.Linger).bool(m.Written).str(m.Name)
 }
 
 func (m *Member) decode(b []byte) error {
 	d := &dec{b: b}
-	m.Mailbox, m.Base, m.Linger, m.Written = d.str(), d.str(), d.varint(), d.bool()
+	m.Mailbox, m.Base, m.Linger, m.Written, m.Name = d.str(), d.str(), d.varint(), d.bool(), d.str()
 	return d.done()
 }

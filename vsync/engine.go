@@ -82,6 +82,9 @@ type folder struct {
 	hash    uint64
 	state   index.FolderState
 	members map[key]*index.Member
+	// alias maps client-chosen names of messages delivered through the
+	// folder (Member.Name) to their backend identity.
+	alias map[string]key
 	// rebuild asks the next update for a full pass: the folder is new or
 	// its definition changed.
 	rebuild bool
@@ -133,7 +136,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		}
 		h := fnv.New64a()
 		fmt.Fprintf(h, "%q|%q", d.Mailboxes, q.Root.String())
-		e.folders[d.Name] = &folder{def: d, q: q, hash: h.Sum64(), members: map[key]*index.Member{}}
+		e.folders[d.Name] = &folder{def: d, q: q, hash: h.Sum64(), members: map[key]*index.Member{}, alias: map[string]key{}}
 		e.order = append(e.order, d.Name)
 		needs = append(needs, q.Needs())
 	}
@@ -183,6 +186,9 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		}
 		for _, m := range snap.Members[name] {
 			f.members[key{m.Mailbox, m.Base}] = m
+			if m.Name != "" {
+				f.alias[m.Name] = key{m.Mailbox, m.Base}
+			}
 		}
 		// The folder header is written by the first update, so that a
 		// crash before it leaves the folder marked for a rebuild.

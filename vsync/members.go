@@ -73,7 +73,10 @@ func (e *Engine) pathOf(m *index.Message) string {
 
 // entry is the listing entry of a member. e.mu must be held.
 func (e *Engine) entry(mem *index.Member, m *index.Message) Entry {
-	name := VirtualBase(m.Mailbox, m.Base)
+	name := mem.Name
+	if name == "" {
+		name = VirtualBase(m.Mailbox, m.Base)
+	}
 	if n, err := maildir.ParseName(m.Name); err == nil && (n.HasInfo || n.Flags != "") {
 		name = maildir.Name{Base: name, Flags: n.Flags, Extra: n.Extra, HasInfo: true}.String()
 	}
@@ -138,7 +141,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]boo
 		m := e.msgs[k.mailbox][k.base]
 		if m == nil || !sel[k.mailbox] {
 			if mem := f.members[k]; mem != nil { // gone from the backend: leave at once
-				delete(f.members, k)
+				f.drop(k, mem)
 				b.DeleteMember(f.def.Name, mem)
 				touched = true
 			}
@@ -166,7 +169,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]boo
 			mem.Linger = 0 // matches again within the linger: not added twice
 			b.PutMember(f.def.Name, mem)
 		case !res[i] && mem != nil && rebuild && !mem.Written:
-			delete(f.members, k)
+			f.drop(k, mem)
 			b.DeleteMember(f.def.Name, mem)
 			touched = true
 			continue
@@ -202,13 +205,21 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]boo
 	return touched
 }
 
+// drop removes a member from memory (the caller deletes it from the index).
+func (f *folder) drop(k key, mem *index.Member) {
+	delete(f.members, k)
+	if mem.Name != "" {
+		delete(f.alias, mem.Name)
+	}
+}
+
 // expire drops members whose linger has ended (all lingering ones when
 // force is set).
 func (f *folder) expire(b *index.Batch, now time.Time, force bool) bool {
 	touched := false
 	for k, mem := range f.members {
 		if mem.Linger != 0 && (force || mem.Linger <= now.UnixNano()) {
-			delete(f.members, k)
+			f.drop(k, mem)
 			b.DeleteMember(f.def.Name, mem)
 			touched = true
 		}

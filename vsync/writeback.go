@@ -26,7 +26,11 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 	if f == nil {
 		return nil, key{}, nil, fmt.Errorf("folder %q: %w", folderName, ErrNotFound)
 	}
-	k, ok := e.vnames[maildir.BaseOf(vname)]
+	vbase := maildir.BaseOf(vname)
+	k, ok := f.alias[vbase]
+	if !ok {
+		k, ok = e.vnames[vbase]
+	}
 	if !ok || f.members[k] == nil {
 		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
 	}
@@ -165,8 +169,10 @@ func (e *Engine) forget(b *index.Batch, k key) {
 
 // Deliver writes a new message into the folder's save mailbox (created if
 // missing) and shows it in the folder: it stays listed until the linger
-// ends even if it does not match.
-func (e *Engine) Deliver(ctx context.Context, folderName string, r io.Reader, flags string, toCur bool) (Entry, error) {
+// ends even if it does not match. name, if not empty, is the base name the
+// client gave the message (Maildir clients deliver tmp/X → new/X and then
+// expect X); the message keeps it in the folder.
+func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Reader, flags string, toCur bool) (Entry, error) {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.mu.Lock()
@@ -198,9 +204,9 @@ func (e *Engine) Deliver(ctx context.Context, folderName string, r io.Reader, fl
 	if err != nil {
 		return Entry{}, err
 	}
-	name := filepath.Base(rel)
-	base := maildir.BaseOf(name)
-	m := extract(mb, maildir.Entry{New: !toCur, Name: name}, base, e.needs, e.needsHash)
+	fname := filepath.Base(rel)
+	base := maildir.BaseOf(fname)
+	m := extract(mb, maildir.Entry{New: !toCur, Name: fname}, base, e.needs, e.needsHash)
 	if m == nil {
 		return Entry{}, fmt.Errorf("delivered %s but cannot read it back", rel)
 	}
@@ -217,16 +223,24 @@ func (e *Engine) Deliver(ctx context.Context, folderName string, r io.Reader, fl
 	b := e.store.NewBatch()
 	b.PutMessage(m)
 	touched := e.update(b, map[key]bool{k: true}, false)
+	vbase := maildir.BaseOf(name)
+	if _, taken := f.alias[vbase]; taken || vbase == "" {
+		vbase = "" // keep the derived name rather than shadow another message
+	}
 	mem := f.members[k]
 	if mem == nil { // written into the folder: shown until the linger ends
 		mem = &index.Member{UID: f.state.NextUID, Mailbox: save, Base: base, Written: true,
 			Linger: e.cfg.Now().Add(e.cfg.Linger).UnixNano()}
 		f.state.NextUID++
 		f.members[k] = mem
-		b.PutMember(folderName, mem)
 		b.PutFolder(folderName, &f.state)
 		touched = append(touched, folderName)
 	}
+	if vbase != "" {
+		mem.Name = vbase
+		f.alias[vbase] = k
+	}
+	b.PutMember(folderName, mem)
 	ent := e.entry(mem, m)
 	e.mu.Unlock()
 	if err := b.Commit(); err != nil {

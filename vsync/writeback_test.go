@@ -130,14 +130,14 @@ func TestDeliver(t *testing.T) {
 		os.MkdirAll(filepath.Join(f.root, s), 0o755)
 	}
 	e := f.open(append(DefaultFolders(), Folder{Name: "Lists/Go", Mailboxes: []string{"Lists/*"}, Query: "FROM golang", Save: "Lists/golang"}))
-	if _, err := e.Deliver(context.Background(), "Unread", strings.NewReader("x"), "", false); !errors.Is(err, ErrNoSave) {
+	if _, err := e.Deliver(context.Background(), "Unread", "", strings.NewReader("x"), "", false); !errors.Is(err, ErrNoSave) {
 		t.Fatalf("deliver without save: %v", err)
 	}
 	if len(backendFiles(t, f.root)) != 0 {
 		t.Fatal("something was written")
 	}
 	msg := "From: someone@else\nSubject: appended\n\nhello\n"
-	ent, err := e.Deliver(context.Background(), "Lists/Go", strings.NewReader(msg), "S", true)
+	ent, err := e.Deliver(context.Background(), "Lists/Go", "123.client.host", strings.NewReader(msg), "S", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,13 @@ func TestDeliver(t *testing.T) {
 	}
 	// It does not match FROM golang, but stays visible until the linger ends.
 	l := f.list("Lists/Go")
-	if len(l) != 1 || l[0].Name != ent.Name {
-		t.Fatalf("Lists/Go = %+v", l)
+	if len(l) != 1 || l[0].Name != ent.Name || ent.Name != "123.client.host:2,S" {
+		t.Fatalf("Lists/Go = %+v (delivered as %q)", l, ent.Name)
+	}
+	// The client's name survives a restart.
+	e.Close()
+	f.open(append(DefaultFolders(), Folder{Name: "Lists/Go", Mailboxes: []string{"Lists/*"}, Query: "FROM golang", Save: "Lists/golang"}))
+	if l := f.list("Lists/Go"); len(l) != 1 || l[0].Name != "123.client.host:2,S" {
+		t.Fatalf("after restart: %+v", l)
 	}
 }
