@@ -113,6 +113,9 @@ type Engine struct {
 	needs     query.Needs
 	needsHash uint64
 	vnames    map[string]key // virtual base name → backend message
+	// prev holds each renamed message's previous file name, so that a
+	// client acting on a name it listed before the rename still finds it.
+	prev map[key]string
 }
 
 // Open loads the index in stateDir (rebuilding it if damaged) and compiles
@@ -163,6 +166,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	e.store = st
 	e.msgs, e.mstate = snap.Messages, snap.Mailboxes
 	e.vnames = map[string]key{}
+	e.prev = map[key]string{}
 	for mb, ms := range e.msgs {
 		for base := range ms {
 			e.vnames[VirtualBase(mb, base)] = key{mb, base}
@@ -404,6 +408,7 @@ func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState boo
 			case m == nil || m.NeedsHash != needsHash:
 				jobs = append(jobs, &job{mb: mbs[i], e: ent, base: base})
 			case m.Name != ent.Name || m.New != ent.New:
+				e.prev[key{sc.name, base}] = m.Name
 				m.Name, m.New = ent.Name, ent.New
 				batch.PutMessage(m)
 				changed[key{sc.name, base}] = true

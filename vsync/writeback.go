@@ -41,11 +41,36 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 	return f, k, m, nil
 }
 
-// Lookup returns the entry of a folder's message by virtual name.
+// Lookup returns the entry of a folder's message by its exact virtual
+// file name: the current one, or the one it had before its last rename
+// (a client may act on a name it listed just before). Any other name with
+// the same base is not found, so that "mv X:2, X:2,S" sees no target.
 func (e *Engine) Lookup(folderName, vname string) (Entry, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	f, k, m, err := e.lookup(folderName, vname)
+	if err != nil {
+		return Entry{}, err
+	}
+	ent := e.entry(f.members[k], m)
+	if ent.Name == vname {
+		return ent, nil
+	}
+	if p, ok := e.prev[k]; ok {
+		old := *m
+		old.Name = p
+		if e.entry(f.members[k], &old).Name == vname {
+			return ent, nil
+		}
+	}
+	return Entry{}, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
+}
+
+// Get returns a folder's message by virtual base name, whatever its flags.
+func (e *Engine) Get(folderName, vbase string) (Entry, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f, k, m, err := e.lookup(folderName, vbase)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -86,6 +111,7 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname, flags string, 
 	}
 
 	e.mu.Lock()
+	e.prev[k] = m.Name
 	m.Name, m.New = n.String(), toNew
 	b := e.store.NewBatch()
 	b.PutMessage(m)
@@ -164,6 +190,7 @@ func (e *Engine) Delete(ctx context.Context, folderName, vname string) error {
 func (e *Engine) forget(b *index.Batch, k key) {
 	delete(e.msgs[k.mailbox], k.base)
 	delete(e.vnames, VirtualBase(k.mailbox, k.base))
+	delete(e.prev, k)
 	b.DeleteMessage(k.mailbox, k.base)
 }
 

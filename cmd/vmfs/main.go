@@ -35,6 +35,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"mount", "[MAILDIR] MOUNTPOINT", "mount the virtual folders and serve them until unmounted", runMount},
 		{"check", "[MAILDIR]", "validate the folder definitions and print each folder with the mailboxes it matches", runCheck},
 		{"search", "[MAILDIR] QUERY", "print the backend messages that match an IMAP SEARCH query", runSearch},
 		{"demo", "[-n N] DIR", "write a demo Maildir of generated messages into DIR", runDemo},
@@ -49,7 +50,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: vmfs COMMAND [options] [arguments]")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %-18s %s\n", c.name, c.args, c.help)
+		fmt.Fprintf(w, "  %-8s %-21s %s\n", c.name, c.args, c.help)
 	}
 	fmt.Fprintln(w, "\nRun 'vmfs COMMAND -h' for a command's options.")
 }

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	vfs "vmfs/fs"
+	"vmfs/index"
+	"vmfs/vsync"
+)
+
+// mountOpts is what `vmfs mount` is given.
+type mountOpts struct {
+	Maildir    string
+	Mountpoint string
+	State      string
+	Layout     string
+	Options    []string // -o
+	Verbose    bool
+	Poll       time.Duration
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "vmfs")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "state", "vmfs")
+}
+
+// stateFor is the state directory of one backend root: one index per root.
+func stateFor(state, root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(state, filepath.Base(root)+"-"+hex.EncodeToString(sum[:6]))
+}
+
+// within reports whether path p lies inside dir (or is dir), comparing
+// whole path components: /mail2 is not inside /mail.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+type optList []string
+
+func (o *optList) String() string { return strings.Join(*o, ",") }
+func (o *optList) Set(s string) error {
+	*o = append(*o, strings.Split(s, ",")...)
+	return nil
+}
+
+func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("mount", "[options] [MAILDIR] MOUNTPOINT",
+		"Mount the virtual folders of MAILDIR (default $MAILDIR, then ~/Mail) on MOUNTPOINT and serve\n"+
+			"them in the foreground until unmounted (fusermount -u MOUNTPOINT) or interrupted.\n"+
+			"Example: vmfs mount ~/Mail ~/VMail", stderr)
+	var o mountOpts
+	var opts optList
+	fs.StringVar(&o.State, "state", defaultStateDir(), "state directory (index and control files)")
+	fs.StringVar(&o.Layout, "layout", "fs", "mount layout: fs (MOUNT/A/B/cur) or maildir++ (MOUNT/.A.B/cur)")
+	fs.Var(&opts, "o", "FUSE mount options: allow_other, default_permissions, ro")
+	fs.BoolVar(&o.Verbose, "v", false, "debug logging")
+	fs.DurationVar(&o.Poll, "poll", 2*time.Second, "how often the backend is checked for changes")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch fs.NArg() {
+	case 1:
+		o.Maildir, o.Mountpoint = defaultMaildir(), fs.Arg(0)
+	case 2:
+		o.Maildir, o.Mountpoint = fs.Arg(0), fs.Arg(1)
+	default:
+		return usageErr("want [MAILDIR] MOUNTPOINT")
+	}
+	if o.Layout != "fs" && o.Layout != "maildir++" {
+		return usageErr("--layout must be fs or maildir++, not %q", o.Layout)
+	}
+	o.Options = opts
+	return mount(ctx, o, stderr)
+}
+
+func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
+	level := slog.LevelInfo
+	if o.Verbose {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+	root, err := filepath.Abs(o.Maildir)
+	if err != nil {
+		return err
+	}
+	mnt, err := filepath.Abs(o.Mountpoint)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return fmt.Errorf("backend %s is not a directory", root)
+	}
+	if fi, err := os.Stat(mnt); err != nil || !fi.IsDir() {
+		return fmt.Errorf("mount point %s is not a directory", mnt)
+	}
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r
+	}
+	if m, err := filepath.EvalSymlinks(mnt); err == nil {
+		mnt = m
+	}
+	if within(mnt, root) {
+		return fmt.Errorf("mount point %s is inside the backend %s", mnt, root)
+	}
+	if within(root, mnt) {
+		return fmt.Errorf("backend %s is inside the mount point %s", root, mnt)
+	}
+	state := stateFor(o.State, root)
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return err
+	}
+	var view *vfs.Root
+	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{
+		Root:    root,
+		Folders: vsync.DefaultFolders(),
+		OnChange: func(folders []string) {
+			if view != nil {
+				view.Changed(folders)
+			}
+		},
+	})
+	if errors.Is(err, index.ErrLocked) {
+		return fmt.Errorf("another vmfs is already serving %s (state directory %s is locked)", root, state)
+	}
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	start := time.Now()
+	if err := eng.Sync(ctx); err != nil {
+		return fmt.Errorf("index %s: %w", root, err)
+	}
+	slog.Info("index ready", "backend", root, "took", time.Since(start).Round(time.Millisecond))
+
+	readOnly := false
+	var mopts []string
+	allowOther := false
+	for _, opt := range o.Options {
+		switch opt {
+		case "ro":
+			readOnly = true
+			mopts = append(mopts, "ro")
+		case "allow_other":
+			allowOther = true
+		case "default_permissions":
+			mopts = append(mopts, opt)
+		case "":
+		default:
+			return usageErr("unsupported mount option %q (allow_other, default_permissions, ro)", opt)
+		}
+	}
+	view = vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: readOnly})
+	zero := time.Duration(0)
+	srv, err := gofs.Mount(mnt, view, &gofs.Options{
+		EntryTimeout:    &zero,
+		AttrTimeout:     &zero,
+		NegativeTimeout: &zero,
+		MountOptions: fuse.MountOptions{
+			FsName:      "vmfs",
+			Name:        "vmfs",
+			AllowOther:  allowOther,
+			Options:     mopts,
+			DirectMount: os.Geteuid() == 0,
+			Debug:       o.Verbose && os.Getenv("VMFS_FUSE_DEBUG") != "",
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", mnt, err)
+	}
+	defer view.Close()
+	slog.Info("mounted", "mountpoint", mnt, "folders", len(eng.Folders()))
+
+	done := make(chan struct{})
+	go func() { srv.Wait(); close(done) }()
+	tick := time.NewTicker(o.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			slog.Info("unmounted", "mountpoint", mnt)
+			return nil
+		case <-ctx.Done():
+			slog.Info("signal: unmounting", "mountpoint", mnt)
+			if err := srv.Unmount(); err != nil {
+				slog.Error("unmount", "err", err)
+			}
+			<-done
+			return nil
+		case <-tick.C:
+			if err := eng.Sync(ctx); err != nil && ctx.Err() == nil {
+				slog.Error("sync", "err", err)
+			}
+			if err := eng.Tick(); err != nil {
+				slog.Error("tick", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package fs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"vmfs/internal/maildir"
+)
+
+// staleTmp is how old a file in a folder's tmp/ may get before it is
+// removed (Courier's rule).
+const staleTmp = 36 * time.Hour
+
+// ctlNode is a control file or directory of a folder (dovecot-uidlist,
+// dovecot.index*, lock files, courierimapkeywords/, tmp/…), kept in the
+// folder's directory under the state dir. It behaves as a file on a disk:
+// create (O_EXCL too), write, fsync, rename over, unlink, stat.
+type ctlNode struct {
+	gofs.Inode
+	fd *folderDir
+}
+
+var (
+	_ = (gofs.NodeLookuper)((*ctlNode)(nil))
+	_ = (gofs.NodeReaddirer)((*ctlNode)(nil))
+	_ = (gofs.NodeGetattrer)((*ctlNode)(nil))
+	_ = (gofs.NodeSetattrer)((*ctlNode)(nil))
+	_ = (gofs.NodeOpener)((*ctlNode)(nil))
+	_ = (gofs.NodeCreater)((*ctlNode)(nil))
+	_ = (gofs.NodeMkdirer)((*ctlNode)(nil))
+	_ = (gofs.NodeUnlinker)((*ctlNode)(nil))
+	_ = (gofs.NodeRmdirer)((*ctlNode)(nil))
+	_ = (gofs.NodeRenamer)((*ctlNode)(nil))
+	_ = (gofs.NodeLinker)((*ctlNode)(nil))
+)
+
+// path is the real path of the node under the folder's control directory.
+func (n *ctlNode) path() string {
+	return filepath.Join(n.fd.real(), n.Path(&n.fd.Inode))
+}
+
+func ctlIno(st *syscall.Stat_t) uint64 { return st.Ino ^ 0x4000_0000_0000_0000 }
+
+func (n *ctlNode) child(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	st, err := lstat(filepath.Join(n.path(), name))
+	if err != nil {
+		return nil, errnoOf(err)
+	}
+	out.Attr.FromStat(st)
+	mode := st.Mode & syscall.S_IFMT
+	if mode != syscall.S_IFREG && mode != syscall.S_IFDIR {
+		return nil, syscall.ENOENT // only files and directories are control data
+	}
+	return n.NewInode(ctx, &ctlNode{fd: n.fd}, gofs.StableAttr{Mode: mode, Ino: ctlIno(st)}), 0
+}
+
+func (n *ctlNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return n.child(ctx, name, out)
+}
+
+// realEntries lists the control directory.
+func (n *ctlNode) realEntries() ([]fuse.DirEntry, syscall.Errno) {
+	ents, err := os.ReadDir(n.path())
+	if err != nil {
+		return nil, errnoOf(err)
+	}
+	out := make([]fuse.DirEntry, 0, len(ents))
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok || (!e.IsDir() && !e.Type().IsRegular()) {
+			continue
+		}
+		out = append(out, fuse.DirEntry{Name: e.Name(), Mode: st.Mode & syscall.S_IFMT, Ino: ctlIno(st)})
+	}
+	return out, 0
+}
+
+func (n *ctlNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ents, errno := n.realEntries()
+	if errno != 0 {
+		return nil, errno
+	}
+	return sortedEntries(ents), 0
+}
+
+func (n *ctlNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if g, ok := fh.(gofs.FileGetattrer); ok {
+		return g.Getattr(ctx, out)
+	}
+	st, err := lstat(n.path())
+	if err != nil {
+		return errnoOf(err)
+	}
+	out.FromStat(st)
+	return 0
+}
+
+func (n *ctlNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	p := n.path()
+	if sz, ok := in.GetSize(); ok {
+		if err := syscall.Truncate(p, int64(sz)); err != nil {
+			return errnoOf(err)
+		}
+	}
+	if m, ok := in.GetMode(); ok {
+		if err := syscall.Chmod(p, m&0o7777); err != nil {
+			return errnoOf(err)
+		}
+	}
+	mtime, mok := in.GetMTime()
+	atime, aok := in.GetATime()
+	if mok || aok {
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+		if aok {
+			ts[0] = unix.NsecToTimespec(atime.UnixNano())
+		}
+		if mok {
+			ts[1] = unix.NsecToTimespec(mtime.UnixNano())
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return errnoOf(err)
+		}
+	}
+	// chown is accepted and ignored: the state dir belongs to the daemon.
+	return n.Getattr(ctx, nil, out)
+}
+
+func (n *ctlNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if n.fd.root.cfg.ReadOnly && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	fd, err := syscall.Open(n.path(), int(flags)&^(syscall.O_CREAT|syscall.O_EXCL)|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, 0, errnoOf(err)
+	}
+	return gofs.NewLoopbackFile(fd), 0, 0
+}
+
+func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if n.fd.root.cfg.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	p := filepath.Join(n.path(), name)
+	fd, err := syscall.Open(p, int(flags)|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, mode&0o600|0o600)
+	if err != nil {
+		return nil, nil, 0, errnoOf(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return nil, nil, 0, errnoOf(err)
+	}
+	out.Attr.FromStat(&st)
+	ch := n.NewInode(ctx, &ctlNode{fd: n.fd}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ctlIno(&st)})
+	return ch, gofs.NewLoopbackFile(fd), 0, 0
+}
+
+func (n *ctlNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.fd.root.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if err := os.Mkdir(filepath.Join(n.path(), name), 0o700); err != nil {
+		return nil, errnoOf(err)
+	}
+	return n.child(ctx, name, out)
+}
+
+func (n *ctlNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	return errnoOf(syscall.Unlink(filepath.Join(n.path(), name)))
+}
+
+func (n *ctlNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return errnoOf(syscall.Rmdir(filepath.Join(n.path(), name)))
+}
+
+func (n *ctlNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EXDEV
+}
+
+// ctlOf returns the control node behind a directory of the same folder.
+func (n *ctlNode) ctlOf(p gofs.InodeEmbedder) *ctlNode {
+	switch d := p.(type) {
+	case *ctlNode:
+		if d.fd == n.fd {
+			return d
+		}
+	case *folderDir:
+		if d == n.fd {
+			return &d.ctlNode
+		}
+	}
+	return nil
+}
+
+// Rename inside the control tree is a real rename (tmp/X → dovecot-uidlist
+// replaces it, as Courier and Dovecot expect); from the control tree into
+// the folder's cur/ or new/ it is a delivery into the save mailbox.
+func (n *ctlNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if n.fd.root.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	src := filepath.Join(n.path(), name)
+	if dst, ok := newParent.(*msgDir); ok {
+		if dst.fd != n.fd {
+			return syscall.EXDEV
+		}
+		return n.deliver(ctx, src, dst, newName)
+	}
+	dst := n.ctlOf(newParent)
+	if dst == nil {
+		return syscall.EXDEV
+	}
+	return errnoOf(unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(dst.path(), newName), uint(flags)))
+}
+
+func (n *ctlNode) deliver(ctx context.Context, src string, dst *msgDir, newName string) syscall.Errno {
+	nm, err := maildir.ParseName(newName)
+	if err != nil {
+		return syscall.EINVAL
+	}
+	f, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return errnoOf(err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return syscall.EISDIR
+	}
+	if _, err := n.fd.root.eng.Deliver(ctx, n.fd.folder, nm.Base, f, nm.Flags, !dst.isNew); err != nil {
+		return errnoOf(err)
+	}
+	os.Remove(src)
+	return 0
+}
+
+// cleanTmp removes stale files from a folder's tmp/.
+func cleanTmp(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && time.Since(info.ModTime()) > staleTmp {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}

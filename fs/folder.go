@@ -1,0 +1,370 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"vmfs/internal/maildir"
+)
+
+// folderDir is a virtual folder's root: cur/ and new/ are the engine's
+// listings, tmp/ and every other name are control files under the state
+// directory, and nested folders are its other persistent children.
+type folderDir struct {
+	ctlNode // the folder root is the top of its control tree
+	root    *Root
+	folder  string
+}
+
+func newFolderDir(r *Root, folder string) *folderDir {
+	fd := &folderDir{root: r, folder: folder}
+	fd.ctlNode.fd = fd
+	return fd
+}
+
+// real is the folder's control directory.
+func (fd *folderDir) real() string { return fd.root.folderStateDir(fd.folder) }
+
+var (
+	_ = (gofs.NodeOnAdder)((*folderDir)(nil))
+	_ = (gofs.NodeLookuper)((*folderDir)(nil))
+	_ = (gofs.NodeReaddirer)((*folderDir)(nil))
+	_ = (gofs.NodeGetattrer)((*folderDir)(nil))
+	_ = (gofs.NodeCreater)((*folderDir)(nil))
+	_ = (gofs.NodeMkdirer)((*folderDir)(nil))
+	_ = (gofs.NodeUnlinker)((*folderDir)(nil))
+	_ = (gofs.NodeRenamer)((*folderDir)(nil))
+)
+
+func (fd *folderDir) OnAdd(ctx context.Context) {
+	if err := os.MkdirAll(filepath.Join(fd.real(), "tmp"), 0o700); err != nil {
+		slog.Error("control directory", "folder", fd.folder, "err", err)
+	}
+	cleanTmp(filepath.Join(fd.real(), "tmp"))
+	for _, kind := range []string{"cur", "new"} {
+		n := fd.NewPersistentInode(ctx, &msgDir{fd: fd, isNew: kind == "new"},
+			gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(kind, fd.folder)})
+		fd.AddChild(kind, n, true)
+		fd.root.register(fd.folder+"\x00"+kind, n)
+	}
+	tmp := fd.NewPersistentInode(ctx, &ctlNode{fd: fd}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("tmp", fd.folder)})
+	fd.AddChild("tmp", tmp, true)
+}
+
+// reserved reports names that are part of the folder's structure.
+func (fd *folderDir) reserved(name string) *gofs.Inode {
+	switch name {
+	case "cur", "new", "tmp":
+		return fd.GetChild(name)
+	}
+	if ch := fd.GetChild(name); ch != nil {
+		switch ch.Operations().(type) {
+		case *folderDir, *parentDir:
+			return ch
+		}
+	}
+	return nil
+}
+
+func (fd *folderDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if ch := fd.reserved(name); ch != nil {
+		if ga, ok := ch.Operations().(gofs.NodeGetattrer); ok {
+			var a fuse.AttrOut
+			ga.Getattr(ctx, nil, &a)
+			out.Attr = a.Attr
+		}
+		return ch, 0
+	}
+	return fd.ctlNode.Lookup(ctx, name, out)
+}
+
+func (fd *folderDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ents := []fuse.DirEntry{}
+	for name, ch := range fd.Children() {
+		if fd.reserved(name) != nil {
+			ents = append(ents, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ch.StableAttr().Ino})
+		}
+	}
+	real, errno := fd.ctlNode.realEntries()
+	if errno != 0 {
+		return nil, errno
+	}
+	for _, e := range real {
+		if fd.reserved(e.Name) == nil {
+			ents = append(ents, e)
+		}
+	}
+	return sortedEntries(ents), 0
+}
+
+func (fd *folderDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = 0o700
+	setTime(&out.Attr, fd.root.mtime(fd.folder))
+	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
+	out.Nlink = 2
+	return 0
+}
+
+// Setattr accepts utime/touch of the folder (Dovecot touches directories).
+func (fd *folderDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if _, ok := in.GetSize(); ok {
+		return syscall.EISDIR
+	}
+	return fd.Getattr(ctx, fh, out)
+}
+
+func (fd *folderDir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if fd.reserved(name) != nil {
+		return nil, nil, 0, syscall.EEXIST
+	}
+	return fd.ctlNode.Create(ctx, name, flags, mode, out)
+}
+
+func (fd *folderDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if fd.reserved(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	return fd.ctlNode.Mkdir(ctx, name, mode, out)
+}
+
+func (fd *folderDir) Unlink(ctx context.Context, name string) syscall.Errno {
+	if fd.reserved(name) != nil {
+		return syscall.EISDIR
+	}
+	return fd.ctlNode.Unlink(ctx, name)
+}
+
+func (fd *folderDir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if fd.reserved(name) != nil {
+		return syscall.EACCES
+	}
+	return fd.ctlNode.Rmdir(ctx, name)
+}
+
+func (fd *folderDir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if fd.reserved(name) != nil {
+		return syscall.EXDEV // renaming a folder's structure
+	}
+	return fd.ctlNode.Rename(ctx, name, newParent, newName, flags)
+}
+
+// msgDir is a folder's cur/ or new/.
+type msgDir struct {
+	gofs.Inode
+	fd    *folderDir
+	isNew bool
+}
+
+var (
+	_ = (gofs.NodeLookuper)((*msgDir)(nil))
+	_ = (gofs.NodeReaddirer)((*msgDir)(nil))
+	_ = (gofs.NodeGetattrer)((*msgDir)(nil))
+	_ = (gofs.NodeSetattrer)((*msgDir)(nil))
+	_ = (gofs.NodeUnlinker)((*msgDir)(nil))
+	_ = (gofs.NodeRenamer)((*msgDir)(nil))
+	_ = (gofs.NodeCreater)((*msgDir)(nil))
+	_ = (gofs.NodeMkdirer)((*msgDir)(nil))
+	_ = (gofs.NodeLinker)((*msgDir)(nil))
+)
+
+func (d *msgDir) eng() Engine    { return d.fd.root.eng }
+func (d *msgDir) folder() string { return d.fd.folder }
+
+func (d *msgDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = 0o700
+	setTime(&out.Attr, d.fd.root.mtime(d.folder()))
+	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
+	out.Nlink = 2
+	return 0
+}
+
+// Setattr accepts utime/touch.
+func (d *msgDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if _, ok := in.GetSize(); ok {
+		return syscall.EISDIR
+	}
+	return d.Getattr(ctx, fh, out)
+}
+
+func (d *msgDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	l, err := d.eng().List(d.folder())
+	if err != nil {
+		return nil, errnoOf(err)
+	}
+	ents := make([]fuse.DirEntry, 0, len(l))
+	for _, e := range l {
+		if e.New == d.isNew {
+			ents = append(ents, fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: ino("msg", d.folder(), maildir.BaseOf(e.Name))})
+		}
+	}
+	return gofs.NewListDirStream(ents), 0 // UID order
+}
+
+func (d *msgDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	e, err := d.eng().Lookup(d.folder(), name)
+	if err != nil {
+		return nil, errnoOf(err)
+	}
+	if e.New != d.isNew {
+		return nil, syscall.ENOENT
+	}
+	vbase := maildir.BaseOf(e.Name)
+	n := &msgNode{d: d, vbase: vbase}
+	n.fill(e, &out.Attr)
+	return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("msg", d.folder(), vbase)}), 0
+}
+
+func (d *msgDir) Unlink(ctx context.Context, name string) syscall.Errno {
+	if d.fd.root.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if _, errno := d.Lookup(ctx, name, &fuse.EntryOut{}); errno != 0 {
+		return errno
+	}
+	return errnoOf(d.eng().Delete(ctx, d.folder(), name))
+}
+
+func (d *msgDir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EACCES // messages are written in tmp/ and renamed here
+}
+
+func (d *msgDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EACCES
+}
+
+func (d *msgDir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EXDEV // clients fall back to a copy
+}
+
+// Rename of a message: only its info part (flags) may change, within one
+// folder, between cur/ and new/.
+func (d *msgDir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if d.fd.root.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if flags&unix.RENAME_EXCHANGE != 0 {
+		return syscall.EINVAL
+	}
+	dst, ok := newParent.(*msgDir)
+	if !ok || dst.fd != d.fd {
+		return syscall.EXDEV
+	}
+	e, err := d.eng().Lookup(d.folder(), name)
+	if err != nil {
+		return errnoOf(err)
+	}
+	if e.New != d.isNew {
+		return syscall.ENOENT
+	}
+	n, err := maildir.ParseName(newName)
+	if err != nil {
+		return syscall.EINVAL
+	}
+	if n.Base != maildir.BaseOf(e.Name) {
+		return syscall.EXDEV // not a flag change: copy and delete instead
+	}
+	if flags&unix.RENAME_NOREPLACE != 0 && newName != name {
+		if x, err := d.eng().Lookup(d.folder(), newName); err == nil && x.Name == newName && x.New == dst.isNew {
+			return syscall.EEXIST
+		}
+	}
+	_, err = d.eng().SetFlags(ctx, d.folder(), name, n.Flags, dst.isNew)
+	return errnoOf(err)
+}
+
+// msgNode is one message file.
+type msgNode struct {
+	gofs.Inode
+	d     *msgDir
+	vbase string
+}
+
+var (
+	_ = (gofs.NodeGetattrer)((*msgNode)(nil))
+	_ = (gofs.NodeSetattrer)((*msgNode)(nil))
+	_ = (gofs.NodeOpener)((*msgNode)(nil))
+)
+
+func (n *msgNode) fill(e vsyncEntry, out *fuse.Attr) {
+	out.Mode = syscall.S_IFREG | 0o600
+	out.Size = uint64(e.Size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Nlink = 1
+	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
+	out.SetTimes(&e.MTime, &e.MTime, &e.MTime)
+}
+
+func (n *msgNode) entry() (vsyncEntry, syscall.Errno) {
+	e, err := n.d.eng().Get(n.d.folder(), n.vbase)
+	if err != nil {
+		return e, errnoOf(err)
+	}
+	return e, 0
+}
+
+func (n *msgNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	e, errno := n.entry()
+	if errno != 0 {
+		return errno
+	}
+	n.fill(e, &out.Attr)
+	return 0
+}
+
+// Setattr: messages are immutable (truncate, chmod, chown, utime: EACCES).
+func (n *msgNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EACCES
+}
+
+func (n *msgNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EACCES
+	}
+	for try := 0; try < 3; try++ {
+		e, errno := n.entry()
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		fd, err := syscall.Open(e.Path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		if errors.Is(err, syscall.ENOENT) {
+			time.Sleep(time.Millisecond) // renamed meanwhile: the engine catches up
+			continue
+		}
+		if err != nil {
+			return nil, 0, errnoOf(err)
+		}
+		return &msgFile{fd: fd}, fuse.FOPEN_KEEP_CACHE, 0
+	}
+	return nil, 0, syscall.ENOENT
+}
+
+// msgFile is an open message: reads come from the backend file, through
+// FUSE passthrough when the kernel allows it.
+type msgFile struct {
+	fd int
+}
+
+var (
+	_ = (gofs.FileReader)((*msgFile)(nil))
+	_ = (gofs.FileReleaser)((*msgFile)(nil))
+	_ = (gofs.FilePassthroughFder)((*msgFile)(nil))
+)
+
+func (f *msgFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return fuse.ReadResultFd(uintptr(f.fd), off, len(dest)), 0
+}
+
+func (f *msgFile) PassthroughFd() (int, bool) { return f.fd, true }
+
+func (f *msgFile) Release(ctx context.Context) syscall.Errno {
+	return gofs.ToErrno(syscall.Close(f.fd))
+}
