@@ -2,8 +2,8 @@ package fs
 
 import (
 	"context"
-	"log/slog"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"

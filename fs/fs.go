@@ -97,7 +97,7 @@ type Root struct {
 	eng Engine
 	cfg Config
 
-	mu      sync.Mutex // protects mtimes and dirs
+	mu      sync.Mutex           // protects mtimes and dirs
 	mtimes  map[string]time.Time // folder → mtime of its cur/ and new/
 	dirs    map[string]*gofs.Inode
 	changes chan []string
