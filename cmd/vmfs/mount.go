@@ -23,6 +23,7 @@ import (
 
 // mountOpts is what `vmfs mount` is given.
 type mountOpts struct {
+	Folders    []vsync.Folder
 	Maildir    string
 	Mountpoint string
 	State      string
@@ -68,7 +69,8 @@ func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"Example: vmfs mount ~/Mail ~/VMail", stderr)
 	var o mountOpts
 	var opts optList
-	fs.StringVar(&o.State, "state", defaultStateDir(), "state directory (index and control files)")
+	cfgPath := fs.String("config", "", "configuration file (default $XDG_CONFIG_HOME/vmfs/config.toml)")
+	fs.StringVar(&o.State, "state", "", "state directory (index and control files; default from the configuration, then ~/.local/state/vmfs)")
 	fs.StringVar(&o.Layout, "layout", "fs", "mount layout: fs (MOUNT/A/B/cur) or maildir++ (MOUNT/.A.B/cur)")
 	fs.Var(&opts, "o", "FUSE mount options: allow_other, default_permissions, ro")
 	fs.BoolVar(&o.Verbose, "v", false, "debug logging")
@@ -76,9 +78,21 @@ func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	path, explicit := *cfgPath, *cfgPath != ""
+	if !explicit {
+		path = defaultConfigPath()
+	}
+	cfg, err := loadConfig(path, explicit)
+	if err != nil {
+		return err
+	}
+	o.Folders = cfg.Folders
+	if o.State == "" {
+		o.State = cfg.State
+	}
 	switch fs.NArg() {
 	case 1:
-		o.Maildir, o.Mountpoint = defaultMaildir(), fs.Arg(0)
+		o.Maildir, o.Mountpoint = cfg.Maildir, fs.Arg(0)
 	case 2:
 		o.Maildir, o.Mountpoint = fs.Arg(0), fs.Arg(1)
 	default:
@@ -130,7 +144,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	var view *vfs.Root
 	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{
 		Root:    root,
-		Folders: vsync.DefaultFolders(),
+		Folders: o.Folders,
 		OnChange: func(folders []string) {
 			if view != nil {
 				view.Changed(folders)

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"vmfs/internal/query"
+	"vmfs/vsync"
+)
+
+// fileConfig is the TOML configuration (SPEC §3).
+type fileConfig struct {
+	Maildir string                  `toml:"maildir"`
+	State   string                  `toml:"state"`
+	Linger  string                  `toml:"linger"`
+	Folder  map[string]folderConfig `toml:"folder"`
+}
+
+type folderConfig struct {
+	Mailboxes []string `toml:"mailboxes"`
+	Query     string   `toml:"query"`
+	Save      string   `toml:"save"`
+}
+
+// config is the result of loading: plain values for the rest of the
+// program.
+type config struct {
+	Path    string // "" when the built-in defaults are used
+	Maildir string
+	State   string
+	Folders []vsync.Folder
+}
+
+func defaultConfigPath() string {
+	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "vmfs", "config.toml")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".config", "vmfs", "config.toml")
+}
+
+func expandHome(p string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, _ := os.UserHomeDir()
+		return filepath.Join(home, p[1:])
+	}
+	return p
+}
+
+// loadConfig reads the configuration at path; explicit says whether the
+// user named it (then it must exist). Without a file the built-in folders
+// are used.
+func loadConfig(path string, explicit bool) (*config, error) {
+	c := &config{Maildir: defaultMaildir(), State: defaultStateDir()}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		c.Folders = vsync.DefaultFolders()
+		return c, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.Path = path
+	var fc fileConfig
+	md, err := toml.Decode(string(b), &fc)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d:%d: %s", path, pe.Position.Line, pe.Position.Col, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("%s: unknown key %q", path, und[0].String())
+	}
+	if fc.Maildir != "" {
+		c.Maildir = expandHome(fc.Maildir)
+	}
+	if fc.State != "" {
+		c.State = expandHome(fc.State)
+	}
+	names := make([]string, 0, len(fc.Folder))
+	for n := range fc.Folder {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := fc.Folder[n]
+		if err := validFolderName(n); err != nil {
+			return nil, fmt.Errorf("%s: [folder.%q]: %w", path, n, err)
+		}
+		if len(f.Mailboxes) == 0 {
+			f.Mailboxes = []string{"*"}
+		}
+		if _, err := query.Compile(f.Query); err != nil {
+			return nil, fmt.Errorf("%s: [folder.%q] query: %w", path, n, err)
+		}
+		c.Folders = append(c.Folders, vsync.Folder{Name: n, Mailboxes: f.Mailboxes, Query: f.Query, Save: f.Save})
+	}
+	if len(c.Folders) == 0 {
+		c.Folders = vsync.DefaultFolders()
+	}
+	return c, nil
+}
+
+func validFolderName(n string) error {
+	if n == "" || strings.HasPrefix(n, "/") || strings.HasSuffix(n, "/") {
+		return errors.New("a folder name must not be empty or start or end with '/'")
+	}
+	for _, p := range strings.Split(n, "/") {
+		if p == "" || p == "." || p == ".." || strings.HasPrefix(p, ".") {
+			return fmt.Errorf("folder name component %q is not allowed", p)
+		}
+		if p == "cur" || p == "new" || p == "tmp" {
+			return fmt.Errorf("folder name component %q would clash with a Maildir directory", p)
+		}
+	}
+	return nil
+}
