@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -162,6 +163,10 @@ type msgDir struct {
 	gofs.Inode
 	fd    *folderDir
 	isNew bool
+
+	mu   sync.Mutex // protects the cached listing below
+	gen  uint64
+	ents []fuse.DirEntry
 }
 
 var (
@@ -195,18 +200,27 @@ func (d *msgDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAt
 	return d.Getattr(ctx, fh, out)
 }
 
+// Readdir lists the folder's messages in UID order; the entries are kept
+// until the engine reports a change of the folder.
 func (d *msgDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	l, err := d.eng().List(d.folder())
-	if err != nil {
-		return nil, errnoOf(err)
-	}
-	ents := make([]fuse.DirEntry, 0, len(l))
-	for _, e := range l {
-		if e.New == d.isNew {
-			ents = append(ents, fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: ino("msg", d.folder(), maildir.BaseOf(e.Name))})
+	gen := d.eng().Gen(d.folder())
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ents == nil || d.gen != gen {
+		l, err := d.eng().List(d.folder())
+		if err != nil {
+			return nil, errnoOf(err)
 		}
+		ents := make([]fuse.DirEntry, 0, len(l)+2)
+		ents = withDots(ents)
+		for _, e := range l {
+			if e.New == d.isNew {
+				ents = append(ents, fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: ino("msg", d.folder(), maildir.BaseOf(e.Name))})
+			}
+		}
+		d.ents, d.gen = ents, gen
 	}
-	return gofs.NewListDirStream(ents), 0 // UID order
+	return gofs.NewListDirStream(d.ents), 0
 }
 
 func (d *msgDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

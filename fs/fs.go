@@ -33,6 +33,7 @@ import (
 type Engine interface {
 	Folders() []string
 	List(folder string) ([]vsync.Entry, error)
+	Gen(folder string) uint64
 	Lookup(folder, name string) (vsync.Entry, error)
 	Get(folder, vbase string) (vsync.Entry, error)
 	SetFlags(ctx context.Context, folder, name, flags string, toNew bool) (vsync.Entry, error)
@@ -246,10 +247,15 @@ func (p *parentDir) Mkdir(ctx context.Context, name string, mode uint32, out *fu
 
 var _ = (gofs.NodeMkdirer)((*parentDir)(nil))
 
-// sortedEntries turns names into a deterministic DirStream.
+// sortedEntries turns names into a deterministic DirStream, with "." and
+// "..", as a disk's directory lists them.
 func sortedEntries(ents []fuse.DirEntry) gofs.DirStream {
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
-	return gofs.NewListDirStream(ents)
+	return gofs.NewListDirStream(withDots(ents))
+}
+
+func withDots(ents []fuse.DirEntry) []fuse.DirEntry {
+	return append([]fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR}, {Name: "..", Mode: syscall.S_IFDIR}}, ents...)
 }
 
 func attrFromStat(st *syscall.Stat_t, out *fuse.Attr) {

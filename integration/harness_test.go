@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func requireFUSE(t *testing.T) {
+func requireFUSE(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
@@ -53,7 +53,7 @@ func requireFUSE(t *testing.T) {
 
 // mounted is a running vmfs.
 type mounted struct {
-	t      *testing.T
+	t      testing.TB
 	mnt    string
 	state  string
 	cmd    *exec.Cmd
@@ -63,7 +63,11 @@ type mounted struct {
 
 // mount starts `vmfs mount` and waits until the folders are visible; the
 // mount is always taken down in cleanup, also when the test fails.
-func mount(t *testing.T, backend string, args ...string) *mounted {
+func mount(t *testing.T, backend string, args ...string) *mounted { return mountTB(t, backend, args...) }
+
+func mountB(b *testing.B, backend string, args ...string) *mounted { return mountTB(b, backend, args...) }
+
+func mountTB(t testing.TB, backend string, args ...string) *mounted {
 	t.Helper()
 	requireFUSE(t)
 	m := &mounted{t: t, mnt: t.TempDir(), state: t.TempDir(), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}

@@ -85,6 +85,10 @@ type folder struct {
 	// alias maps client-chosen names of messages delivered through the
 	// folder (Member.Name) to their backend identity.
 	alias map[string]key
+	// gen counts changes of the listing; cache holds the listing of
+	// generation gen, nil when it must be rebuilt.
+	gen   uint64
+	cache []Entry
 	// rebuild asks the next update for a full pass: the folder is new or
 	// its definition changed.
 	rebuild bool

@@ -117,6 +117,7 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 			}
 		}
 		if f.apply(e, b, cand, sel, now, changed, f.rebuild) {
+			f.invalidate()
 			touched = append(touched, fname)
 		}
 		f.rebuild = false
@@ -205,6 +206,12 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]boo
 	return touched
 }
 
+// invalidate records that the folder's listing changed.
+func (f *folder) invalidate() {
+	f.gen++
+	f.cache = nil
+}
+
 // drop removes a member from memory (the caller deletes it from the index).
 func (f *folder) drop(k key, mem *index.Member) {
 	delete(f.members, k)
@@ -256,6 +263,7 @@ func (e *Engine) Tick() error {
 			t = f.expire(b, now, false)
 		}
 		if t {
+			f.invalidate()
 			touched = append(touched, fname)
 			b.PutFolder(fname, &f.state)
 		}
@@ -281,6 +289,9 @@ func (e *Engine) Expunge(folderName string) error {
 	}
 	b := e.store.NewBatch()
 	t := f.expire(b, e.cfg.Now(), true)
+	if t {
+		f.invalidate()
+	}
 	e.mu.Unlock()
 	if err := b.Commit(); err != nil {
 		return err
@@ -308,13 +319,27 @@ func (e *Engine) UIDValidity(folderName string) uint32 {
 	return 0
 }
 
-// List returns a folder's listing in UID order.
+// Gen returns a number that changes whenever the folder's listing changes.
+func (e *Engine) Gen(folderName string) uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f := e.folders[folderName]; f != nil {
+		return f.gen
+	}
+	return 0
+}
+
+// List returns a folder's listing in UID order. The slice is shared: the
+// caller must not modify it.
 func (e *Engine) List(folderName string) ([]Entry, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	f := e.folders[folderName]
 	if f == nil {
 		return nil, fmt.Errorf("no folder %q", folderName)
+	}
+	if f.cache != nil {
+		return f.cache, nil
 	}
 	out := make([]Entry, 0, len(f.members))
 	for k, mem := range f.members {
@@ -325,5 +350,6 @@ func (e *Engine) List(folderName string) ([]Entry, error) {
 		out = append(out, e.entry(mem, m))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	f.cache = out
 	return out, nil
 }

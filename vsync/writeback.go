@@ -267,6 +267,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		mem.Name = vbase
 		f.alias[vbase] = k
 	}
+	f.invalidate()
 	b.PutMember(folderName, mem)
 	ent := e.entry(mem, m)
 	e.mu.Unlock()

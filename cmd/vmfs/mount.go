@@ -193,7 +193,10 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 			AllowOther:  allowOther,
 			Options:     mopts,
 			DirectMount: os.Geteuid() == 0,
-			Debug:       o.Verbose && os.Getenv("VMFS_FUSE_DEBUG") != "",
+			// With zero entry timeouts the kernel cannot use what READDIRPLUS
+			// returns, and it would cost a lookup per message.
+			DisableReadDirPlus: true,
+			Debug:              o.Verbose && os.Getenv("VMFS_FUSE_DEBUG") != "",
 		},
 	})
 	if err != nil {
