@@ -63,9 +63,13 @@ type mounted struct {
 
 // mount starts `vmfs mount` and waits until the folders are visible; the
 // mount is always taken down in cleanup, also when the test fails.
-func mount(t *testing.T, backend string, args ...string) *mounted { return mountTB(t, backend, args...) }
+func mount(t *testing.T, backend string, args ...string) *mounted {
+	return mountTB(t, backend, args...)
+}
 
-func mountB(b *testing.B, backend string, args ...string) *mounted { return mountTB(b, backend, args...) }
+func mountB(b *testing.B, backend string, args ...string) *mounted {
+	return mountTB(b, backend, args...)
+}
 
 func mountTB(t testing.TB, backend string, args ...string) *mounted {
 	t.Helper()
