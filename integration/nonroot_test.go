@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// asNobody runs a command as uid/gid 65534.
+func asNobody(name string, args ...string) *exec.Cmd {
+	all := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--", name}, args...)
+	return exec.Command("setpriv", all...)
+}
+
+// TestNonRootMount: an ordinary user mounts through fuse3's fusermount3,
+// reads and renames through the mount, root (another user) is refused
+// without allow_other, and the user unmounts with fusermount3 -u.
+func TestNonRootMount(t *testing.T) {
+	requireFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to set up a second user")
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		t.Fatal("fusermount3 missing: .ci/run installs fuse3")
+	}
+	// On these machines /dev/fuse is 0600; a desktop has 0666.
+	var st syscall.Stat_t
+	syscall.Stat("/dev/fuse", &st)
+	if st.Mode&0o006 != 0o006 {
+		os.Chmod("/dev/fuse", 0o666)
+		t.Cleanup(func() { os.Chmod("/dev/fuse", os.FileMode(st.Mode&0o777)) })
+	}
+	top, err := os.MkdirTemp("", "vmfs-nonroot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	os.Chmod(top, 0o755)
+	bin := filepath.Join(top, "vmfs")
+	if b, err := os.ReadFile(vmfsBin); err != nil || os.WriteFile(bin, b, 0o755) != nil {
+		t.Fatal("copy binary")
+	}
+	root, mnt, home := filepath.Join(top, "mail"), filepath.Join(top, "mnt"), filepath.Join(top, "home")
+	if out, err := exec.Command(vmfsBin, "demo", "-n", "60", root).CombinedOutput(); err != nil {
+		t.Fatalf("demo: %v %s", err, out)
+	}
+	os.Mkdir(mnt, 0o755)
+	os.Mkdir(home, 0o700)
+	if out, err := exec.Command("chown", "-R", "65534:65534", root, mnt, home).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	cmd := asNobody("env", "HOME="+home, "XDG_CONFIG_HOME="+home, bin, "mount", root, mnt)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if isMounted(mnt) {
+			asNobody("fusermount3", "-u", mnt).Run()
+			exec.Command("umount", "-l", mnt).Run()
+		}
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !isMounted(mnt) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not mounted:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, err := asNobody("ls", filepath.Join(mnt, "Unread", "cur")).Output()
+	if err != nil {
+		t.Fatalf("ls as the owner: %v\n%s", err, stderr.String())
+	}
+	names := strings.Fields(string(out))
+	if len(names) == 0 {
+		t.Fatal("empty Unread/cur")
+	}
+	src := filepath.Join(mnt, "Unread", "cur", names[0])
+	content, err := asNobody("cat", src).Output()
+	if err != nil || len(content) == 0 {
+		t.Fatalf("read as the owner: %v", err)
+	}
+	dst := src[:strings.LastIndex(src, ":2,")] + ":2,S"
+	if out, err := asNobody("mv", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("flag rename as the owner: %v %s", err, out)
+	}
+	// Another user (root here) without allow_other: EACCES.
+	if _, err := os.ReadDir(filepath.Join(mnt, "Unread")); errnoOf(err) != syscall.EACCES {
+		t.Errorf("another user: %v, want EACCES", err)
+	}
+	if out, err := asNobody("fusermount3", "-u", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("fusermount3 -u: %v %s", err, out)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("vmfs exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("vmfs did not exit after fusermount3 -u")
+	}
+	// The rename reached the backend.
+	for _, b := range backend(t, root) {
+		if data, _ := os.ReadFile(b.Path); bytes.Equal(data, content) {
+			if !strings.Contains(b.Flags, "S") {
+				t.Errorf("backend file %s did not get the S flag", b.Path)
+			}
+			return
+		}
+	}
+	t.Error("the renamed message is gone from the backend")
+}
