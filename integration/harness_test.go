@@ -75,7 +75,7 @@ func mountTB(t testing.TB, backend string, args ...string) *mounted {
 	t.Helper()
 	requireFUSE(t)
 	m := &mounted{t: t, mnt: t.TempDir(), state: t.TempDir(), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
-	all := append([]string{"mount", "--state", m.state, "--poll", "200ms"}, args...)
+	all := append([]string{"mount", "--state", m.state, "--poll", "1h"}, args...)
 	all = append(all, backend, m.mnt)
 	m.cmd = exec.Command(vmfsBin, all...)
 	m.cmd.Stderr = m.stderr

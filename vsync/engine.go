@@ -304,6 +304,27 @@ func (e *Engine) MailboxChanged(ctx context.Context, name string) error {
 	return e.syncMailboxes(ctx, []string{name}, false)
 }
 
+// DirsChanged re-reads the mailboxes at these directories (the watcher
+// calls it); a directory that is no known mailbox makes it sync the whole
+// backend.
+func (e *Engine) DirsChanged(ctx context.Context, dirs []string) error {
+	e.mu.Lock()
+	byPath := make(map[string]string, len(e.mailboxes))
+	for name, mb := range e.mailboxes {
+		byPath[mb.Path] = name
+	}
+	e.mu.Unlock()
+	var names []string
+	for _, d := range dirs {
+		name, ok := byPath[d]
+		if !ok {
+			return e.Sync(ctx)
+		}
+		names = append(names, name)
+	}
+	return e.syncMailboxes(ctx, names, false)
+}
+
 type scanned struct {
 	name    string
 	state   *index.MailboxState

@@ -19,6 +19,7 @@ import (
 	vfs "vmfs/fs"
 	"vmfs/index"
 	"vmfs/vsync"
+	"vmfs/watch"
 )
 
 // mountOpts is what `vmfs mount` is given.
@@ -74,7 +75,7 @@ func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.Layout, "layout", "fs", "mount layout: fs (MOUNT/A/B/cur) or maildir++ (MOUNT/.A.B/cur)")
 	fs.Var(&opts, "o", "FUSE mount options: allow_other, default_permissions, ro")
 	fs.BoolVar(&o.Verbose, "v", false, "debug logging")
-	fs.DurationVar(&o.Poll, "poll", 2*time.Second, "how often the backend is checked for changes")
+	fs.DurationVar(&o.Poll, "poll", 30*time.Second, "how often the whole backend is checked, besides watching it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -207,7 +208,32 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 
 	done := make(chan struct{})
 	go func() { srv.Wait(); close(done) }()
-	tick := time.NewTicker(o.Poll)
+
+	// Live updates: the watcher's batches, one at a time.
+	wctx, stopWatch := context.WithCancel(ctx)
+	w, err := watch.New(root, watch.Options{}, func(b watch.Batch) {
+		var err error
+		if b.Rescan || b.Tree {
+			err = eng.Sync(wctx)
+		} else {
+			err = eng.DirsChanged(wctx, b.Dirs)
+		}
+		if err != nil && wctx.Err() == nil {
+			slog.Error("sync", "err", err)
+		}
+	})
+	if err != nil {
+		stopWatch()
+		srv.Unmount()
+		return fmt.Errorf("watch %s: %w", root, err)
+	}
+	watching := make(chan struct{})
+	go func() { w.Run(wctx); close(watching) }()
+	defer func() { stopWatch(); <-watching }()
+
+	poll := time.NewTicker(o.Poll)
+	defer poll.Stop()
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
@@ -221,10 +247,11 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 			}
 			<-done
 			return nil
-		case <-tick.C:
+		case <-poll.C:
 			if err := eng.Sync(ctx); err != nil && ctx.Err() == nil {
 				slog.Error("sync", "err", err)
 			}
+		case <-tick.C:
 			if err := eng.Tick(); err != nil {
 				slog.Error("tick", "err", err)
 			}

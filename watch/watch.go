@@ -1,0 +1,335 @@
+// Package watch turns fsnotify events on a backend tree into coalesced
+// change batches: which mailbox directories changed, whether mailboxes may
+// have appeared or vanished, and whether events were lost and everything
+// must be rescanned. It watches every mailbox's cur/ and new/ and every
+// directory where a mailbox can appear, always drains fsnotify's Errors,
+// starts a fresh watcher after an overflow, re-arms watches on recreated
+// directories, and polls what it cannot watch when inotify's limits run
+// out.
+package watch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"vmfs/internal/maildir"
+)
+
+// Batch is one coalesced set of changes.
+type Batch struct {
+	Dirs   []string // mailbox directories whose cur/ or new/ changed
+	Tree   bool     // directories appeared or vanished: mailboxes may have too
+	Rescan bool     // events may have been lost: check everything
+}
+
+// Options tune a Watcher.
+type Options struct {
+	// Settle is how long the watcher waits after an event for more before
+	// it delivers a batch (default 10 ms); MaxDelay bounds the wait in a
+	// steady stream of events (default 100 ms).
+	Settle, MaxDelay time.Duration
+	// PollEvery is how often unwatched directories are polled (default 1 s).
+	PollEvery time.Duration
+	// MaxWatches, if positive, limits the watches the watcher adds (for
+	// tests of what happens when inotify's limit is reached).
+	MaxWatches int
+}
+
+// Watcher watches one backend root.
+type Watcher struct {
+	root string
+	opts Options
+	out  func(Batch)
+
+	mu      sync.Mutex // protects everything below
+	fsw     *fsnotify.Watcher
+	watched map[string]uint64    // directories with a watch → their inode
+	polled  map[string]time.Time // directories we could not watch → last mtime
+	pending Batch
+	dirs    map[string]bool
+	kick    chan struct{}
+	first   time.Time // when the pending batch got its first change
+}
+
+// New sets up the watches of a backend root; Run delivers the batches.
+func New(root string, opts Options, out func(Batch)) (*Watcher, error) {
+	if opts.Settle == 0 {
+		opts.Settle = 10 * time.Millisecond
+	}
+	if opts.MaxDelay == 0 {
+		opts.MaxDelay = 100 * time.Millisecond
+	}
+	if opts.PollEvery == 0 {
+		opts.PollEvery = time.Second
+	}
+	w := &Watcher{root: root, opts: opts, out: out, dirs: map[string]bool{}, kick: make(chan struct{}, 1)}
+	if err := w.restart(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// Run watches until ctx ends, calling out with each batch from one
+// goroutine (a slow out makes batches bigger; nothing is lost).
+func (w *Watcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); w.deliver(ctx) }()
+	w.loop(ctx)
+	wg.Wait()
+	w.mu.Lock()
+	w.fsw.Close()
+	w.mu.Unlock()
+}
+
+// Watches returns how many directories are watched and how many polled.
+func (w *Watcher) Watches() (watched, polled int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.watched), len(w.polled)
+}
+
+// restart replaces the fsnotify watcher and watches everything again.
+func (w *Watcher) restart() error {
+	fsw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	old := w.fsw
+	w.fsw = fsw
+	w.watched = map[string]uint64{}
+	w.polled = map[string]time.Time{}
+	w.mu.Unlock()
+	if old != nil {
+		// fsnotify's Close waits for its reader, which may be blocked
+		// sending an event nobody reads any more: drain while closing.
+		go func() {
+			for range old.Events {
+			}
+		}()
+		go func() {
+			for range old.Errors {
+			}
+		}()
+		old.Close()
+	}
+	w.rearm()
+	return nil
+}
+
+// rearm (re)discovers the tree and adds a watch on every directory that
+// needs one. Adding an existing watch is harmless, and a directory that
+// was deleted and recreated gets a new one.
+func (w *Watcher) rearm() {
+	tree, err := maildir.Discover(w.root)
+	if err != nil {
+		slog.Warn("watch: backend", "err", err)
+	}
+	var dirs []string
+	dirs = append(dirs, tree.Dirs...)
+	for _, mb := range tree.Mailboxes {
+		dirs = append(dirs, mb.Path, filepath.Join(mb.Path, "cur"), filepath.Join(mb.Path, "new"))
+	}
+	// Maildir++ folders being created (".A" before its cur/ exists).
+	if ents, err := os.ReadDir(w.root); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && len(e.Name()) > 1 && e.Name()[0] == '.' && e.Name() != ".." {
+				dirs = append(dirs, filepath.Join(w.root, e.Name()))
+			}
+		}
+	}
+	sort.Strings(dirs)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	want := make(map[string]bool, len(dirs))
+	for _, d := range dirs {
+		want[d] = true
+	}
+	for d := range w.watched {
+		if !want[d] {
+			w.fsw.Remove(d) // gone; the kernel may have dropped it already
+			delete(w.watched, d)
+		}
+	}
+	for _, d := range dirs {
+		ino := inode(d)
+		if old, ok := w.watched[d]; ok && old == ino {
+			continue // a directory deleted and recreated has a new inode
+		}
+		delete(w.watched, d)
+		if w.opts.MaxWatches > 0 && len(w.watched) >= w.opts.MaxWatches {
+			err = syscall.ENOSPC
+		} else {
+			err = w.fsw.Add(d)
+		}
+		switch {
+		case err == nil:
+			w.watched[d] = ino
+			delete(w.polled, d)
+		case errors.Is(err, syscall.ENOSPC):
+			if _, ok := w.polled[d]; !ok {
+				if len(w.polled) == 0 {
+					slog.Error("watch: out of inotify watches (raise fs.inotify.max_user_watches); polling the rest", "dir", d)
+				}
+				w.polled[d] = mtime(d)
+			}
+		case errors.Is(err, os.ErrNotExist):
+		default:
+			slog.Warn("watch: cannot watch", "dir", d, "err", err)
+			w.polled[d] = mtime(d)
+		}
+	}
+}
+
+func inode(p string) uint64 {
+	var st syscall.Stat_t
+	if syscall.Stat(p, &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+func mtime(p string) time.Time {
+	if fi, err := os.Stat(p); err == nil {
+		return fi.ModTime()
+	}
+	return time.Time{}
+}
+
+// note adds a change to the pending batch. w.mu must be held.
+func (w *Watcher) note(dir string, tree, rescan bool) {
+	if dir != "" {
+		w.dirs[dir] = true
+	}
+	w.pending.Tree = w.pending.Tree || tree
+	w.pending.Rescan = w.pending.Rescan || rescan
+	if w.first.IsZero() {
+		w.first = time.Now()
+	}
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Watcher) loop(ctx context.Context) {
+	poll := time.NewTicker(w.opts.PollEvery)
+	defer poll.Stop()
+	for {
+		w.mu.Lock()
+		fsw := w.fsw
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case err, ok := <-fsw.Errors:
+			if !ok {
+				continue // replaced by restart: the next round reads the new one
+			}
+			// An overflow or any other error: events may be lost. Do not
+			// trust the old watcher's list: start afresh and rescan.
+			slog.Warn("watch: events lost; rescanning", "err", err)
+			w.restart()
+			w.mu.Lock()
+			w.note("", true, true)
+			w.mu.Unlock()
+		case e, ok := <-fsw.Events:
+			if !ok {
+				continue
+			}
+			w.event(e)
+		case <-poll.C:
+			w.poll()
+		}
+	}
+}
+
+func (w *Watcher) event(e fsnotify.Event) {
+	dir := filepath.Dir(e.Name)
+	parent, name := filepath.Base(dir), filepath.Base(e.Name)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case parent == "cur" || parent == "new":
+		w.note(filepath.Dir(dir), false, false) // a message in a mailbox
+	case parent == "tmp":
+		// deliveries in progress are not mail yet
+	case name == "cur" || name == "new":
+		w.note(dir, true, false) // a mailbox's cur/ or new/ came or went
+	case e.Has(fsnotify.Create) || e.Has(fsnotify.Remove) || e.Has(fsnotify.Rename):
+		w.note("", true, false) // a directory in the tree came or went
+	}
+}
+
+func (w *Watcher) poll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for d, old := range w.polled {
+		if t := mtime(d); !t.Equal(old) {
+			w.polled[d] = t
+			switch filepath.Base(d) {
+			case "cur", "new":
+				w.note(filepath.Dir(d), false, false)
+			default:
+				w.note(d, true, false)
+			}
+		}
+	}
+}
+
+// deliver hands pending batches to out, after they settle.
+func (w *Watcher) deliver(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		}
+		// Wait for the burst to settle, but not longer than MaxDelay.
+		settle := time.NewTimer(w.opts.Settle)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				settle.Stop()
+				return
+			case <-w.kick:
+				w.mu.Lock()
+				age := time.Since(w.first)
+				w.mu.Unlock()
+				if age >= w.opts.MaxDelay {
+					break wait
+				}
+				settle.Reset(w.opts.Settle)
+			case <-settle.C:
+				break wait
+			}
+		}
+		settle.Stop()
+		w.mu.Lock()
+		b := w.pending
+		for d := range w.dirs {
+			b.Dirs = append(b.Dirs, d)
+		}
+		w.pending, w.dirs, w.first = Batch{}, map[string]bool{}, time.Time{}
+		w.mu.Unlock()
+		if len(b.Dirs) == 0 && !b.Tree && !b.Rescan {
+			continue
+		}
+		sort.Strings(b.Dirs)
+		if b.Tree {
+			w.rearm()
+		}
+		w.out(b)
+	}
+}

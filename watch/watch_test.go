@@ -1,0 +1,162 @@
+package watch
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"vmfs/internal/maildir"
+)
+
+type collector struct {
+	mu      sync.Mutex
+	batches []Batch
+}
+
+func (c *collector) add(b Batch) { c.mu.Lock(); c.batches = append(c.batches, b); c.mu.Unlock() }
+
+func (c *collector) wait(t *testing.T, what string, ok func(Batch) bool) { c.waitFrom(t, 0, what, ok) }
+
+// waitFrom waits for a batch, among those from index from on, for which ok
+// holds.
+func (c *collector) waitFrom(t *testing.T, from int, what string, ok func(Batch) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		for _, b := range c.batches[from:] {
+			if ok(b) {
+				c.mu.Unlock()
+				return
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no batch with %s; got %+v", what, c.batches)
+}
+
+func (c *collector) count() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.batches) }
+
+func mkbox(t *testing.T, dir string) {
+	for _, s := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func start(t *testing.T, root string, opts Options) (*Watcher, *collector) {
+	c := &collector{}
+	w, err := New(root, opts, c.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w, c
+}
+
+func has(dirs []string, d string) bool {
+	for _, x := range dirs {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDeliveryBurstCoalesced(t *testing.T) {
+	root := t.TempDir()
+	mkbox(t, root)
+	mkbox(t, filepath.Join(root, ".Lists.Go"))
+	_, c := start(t, root, Options{})
+	for i := 0; i < 1000; i++ {
+		if _, err := maildir.Deliver(root, strings.NewReader("x"), "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.wait(t, "INBOX", func(b Batch) bool { return has(b.Dirs, root) })
+	time.Sleep(200 * time.Millisecond)
+	if n := c.count(); n > 50 {
+		t.Errorf("1000 deliveries gave %d batches", n)
+	}
+	// A flag rename in another mailbox names that mailbox.
+	p := filepath.Join(root, ".Lists.Go", "cur", "1.a:2,")
+	os.WriteFile(p, []byte("x"), 0o644)
+	os.Rename(p, p+"S")
+	c.wait(t, "Lists/Go", func(b Batch) bool { return has(b.Dirs, filepath.Join(root, ".Lists.Go")) })
+}
+
+func TestNewAndRecreatedMailboxes(t *testing.T) {
+	root := t.TempDir()
+	mkbox(t, root)
+	w, c := start(t, root, Options{})
+	// A new Maildir++ folder, created the way mbsync does.
+	nb := filepath.Join(root, ".New")
+	mkbox(t, nb)
+	c.wait(t, "tree change", func(b Batch) bool { return b.Tree })
+	// Deliveries into it are seen (its watches were added).
+	time.Sleep(50 * time.Millisecond)
+	maildir.Deliver(nb, strings.NewReader("x"), "", false)
+	c.wait(t, "delivery in the new mailbox", func(b Batch) bool { return has(b.Dirs, nb) })
+	// Deleted and recreated: watched again.
+	os.RemoveAll(nb)
+	time.Sleep(100 * time.Millisecond)
+	mkbox(t, nb)
+	time.Sleep(100 * time.Millisecond)
+	n := c.count()
+	maildir.Deliver(nb, strings.NewReader("x"), "", false)
+	c.waitFrom(t, n, "delivery in the recreated mailbox", func(b Batch) bool { return has(b.Dirs, nb) })
+	// A nested mailbox.
+	nested := filepath.Join(root, "Work", "Project")
+	mkbox(t, nested)
+	time.Sleep(100 * time.Millisecond)
+	maildir.Deliver(nested, strings.NewReader("x"), "", false)
+	c.wait(t, "delivery in a nested mailbox", func(b Batch) bool { return has(b.Dirs, nested) })
+	if watched, _ := w.Watches(); watched < 9 {
+		t.Errorf("only %d watches", watched)
+	}
+}
+
+func TestOverflowRescans(t *testing.T) {
+	root := t.TempDir()
+	mkbox(t, root)
+	w, c := start(t, root, Options{})
+	w.mu.Lock()
+	errs := w.fsw.Errors
+	w.mu.Unlock()
+	errs <- fsnotify.ErrEventOverflow
+	c.wait(t, "rescan", func(b Batch) bool { return b.Rescan })
+	// The fresh watcher works.
+	maildir.Deliver(root, strings.NewReader("x"), "", false)
+	c.wait(t, "delivery after the overflow", func(b Batch) bool { return has(b.Dirs, root) })
+}
+
+func TestOutOfWatchesPolls(t *testing.T) {
+	root := t.TempDir()
+	mkbox(t, root)
+	mkbox(t, filepath.Join(root, ".A"))
+	mkbox(t, filepath.Join(root, ".B"))
+	w, c := start(t, root, Options{MaxWatches: 3, PollEvery: 50 * time.Millisecond})
+	watched, polled := w.Watches()
+	if watched != 3 || polled == 0 {
+		t.Fatalf("watched %d polled %d", watched, polled)
+	}
+	// Every mailbox is covered, watched or polled.
+	for _, mb := range []string{root, filepath.Join(root, ".A"), filepath.Join(root, ".B")} {
+		time.Sleep(20 * time.Millisecond) // mtime ticks
+		if _, err := maildir.Deliver(mb, strings.NewReader("x"), "", false); err != nil {
+			t.Fatal(err)
+		}
+		c.wait(t, "change in "+mb, func(b Batch) bool { return has(b.Dirs, mb) })
+	}
+}
