@@ -1,0 +1,206 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"vmfs/internal/maildir"
+)
+
+var quickN atomic.Int64
+
+// quickDeliver delivers like a fast delivery agent: tmp/, then rename into
+// new/, without fsync (the tests need bursts, not durability).
+func quickDeliver(t *testing.T, box, body string) string {
+	name := fmt.Sprintf("%d.Q%dP%d.test", time.Now().Unix(), quickN.Add(1), os.Getpid())
+	tmp := filepath.Join(box, "tmp", name)
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(box, "new", name)); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join("new", name)
+}
+
+func emptyBackend(t *testing.T, boxes ...string) string {
+	root := filepath.Join(t.TempDir(), "mail")
+	for _, b := range append([]string{""}, boxes...) {
+		for _, s := range []string{"cur", "new", "tmp"} {
+			os.MkdirAll(filepath.Join(root, b, s), 0o755)
+		}
+	}
+	return root
+}
+
+// unreadNames lists Unread's cur/ and new/ through the mount.
+func names(t *testing.T, dirs ...string) []string {
+	var out []string
+	for _, d := range dirs {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatalf("readdir %s: %v", d, err)
+		}
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func TestLiveRenameLingerAndNewMailbox(t *testing.T) {
+	root := emptyBackend(t, ".Lists.go")
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte(`
+[folder.Unread]
+query = "UNSEEN"
+[folder.Lists]
+mailboxes = ["Lists/*"]
+query = "ALL"
+`), 0o644)
+	m := mount(t, root, "--config", cfg)
+	// A delivery into the backend appears within a second.
+	rel, _ := maildir.Deliver(root, strings.NewReader("Subject: one\n\nbody\n"), "", false)
+	start := time.Now()
+	eventually(t, time.Second, func() string {
+		if len(names(t, m.path("Unread", "new"))) != 1 {
+			return "delivery not visible within 1 s"
+		}
+		return ""
+	})
+	t.Logf("delivery visible after %v", time.Since(start))
+	// mutt-like new -> cur with S, in the backend: the virtual name
+	// changes, the message lingers in Unread (it stopped matching).
+	vname := names(t, m.path("Unread", "new"))[0]
+	base := filepath.Base(rel)
+	os.Rename(filepath.Join(root, rel), filepath.Join(root, "cur", base+":2,S"))
+	eventually(t, time.Second, func() string {
+		cur := names(t, m.path("Unread", "cur"))
+		if len(cur) != 1 || cur[0] != vname+":2,S" || len(names(t, m.path("Unread", "new"))) != 0 {
+			return fmt.Sprintf("rename not visible: cur=%q", cur)
+		}
+		return ""
+	})
+	// A new mailbox matching Lists/* joins, with its mail.
+	nb := filepath.Join(root, ".Lists.rust")
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(nb, s), 0o755)
+	}
+	time.Sleep(50 * time.Millisecond)
+	maildir.Deliver(nb, strings.NewReader("Subject: rust\n\nbody\n"), "", false)
+	eventually(t, 2*time.Second, func() string {
+		if len(names(t, m.path("Lists", "new"))) != 1 {
+			return "message in a new mailbox not visible"
+		}
+		return ""
+	})
+	// A backend delete disappears at once, lingering or not.
+	os.Remove(filepath.Join(root, "cur", base+":2,S"))
+	eventually(t, time.Second, func() string {
+		if n := len(names(t, m.path("Unread", "cur"))); n != 0 {
+			return "deleted message still listed"
+		}
+		return ""
+	})
+}
+
+// TestBurstNoDuplicates: 5,000 deliveries while a reader lists the folder
+// in a loop: no listing shows a name twice, and the final one is exact.
+func TestBurstNoDuplicates(t *testing.T) {
+	root := emptyBackend(t)
+	m := mount(t, root)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var dupErr atomic.Value
+	listings := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			// One directory's listing is one snapshot; as on a disk, a
+			// message moving new/ → cur/ between two readdirs may show
+			// in both, so each directory is checked on its own.
+			for _, d := range []string{m.path("Unread", "new"), m.path("Unread", "cur")} {
+				seen := map[string]bool{}
+				for _, n := range names(t, d) {
+					b := maildir.BaseOf(n)
+					if seen[b] {
+						dupErr.Store(fmt.Sprintf("listing of %s shows %s twice", d, b))
+					}
+					seen[b] = true
+				}
+			}
+			listings++
+		}
+	}()
+	const n = 5000
+	for i := 0; i < n; i++ {
+		rel := quickDeliver(t, root, "Subject: m"+strconv.Itoa(i)+"\n\nbody\n")
+		if i%3 == 0 { // some move on to cur/ as a client would
+			os.Rename(filepath.Join(root, rel), filepath.Join(root, "cur", filepath.Base(rel)+":2,F"))
+		}
+	}
+	eventually(t, 10*time.Second, func() string {
+		if got := len(names(t, m.path("Unread", "new"), m.path("Unread", "cur"))); got != n {
+			return fmt.Sprintf("final listing has %d, want %d", got, n)
+		}
+		return ""
+	})
+	stop.Store(true)
+	wg.Wait()
+	if e := dupErr.Load(); e != nil {
+		t.Fatal(e)
+	}
+	t.Logf("%d listings during the burst", listings)
+}
+
+// TestForcedOverflow: with a tiny inotify queue, a burst overflows it; the
+// mount ends fully consistent.
+func TestForcedOverflow(t *testing.T) {
+	const knob = "/proc/sys/fs/inotify/max_queued_events"
+	old, err := os.ReadFile(knob)
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root to shrink the inotify queue")
+	}
+	root := emptyBackend(t, ".A", ".B")
+	if err := os.WriteFile(knob, []byte("64"), 0o644); err != nil {
+		t.Skip("cannot shrink the inotify queue")
+	}
+	t.Cleanup(func() { os.WriteFile(knob, old, 0o644) })
+	m := mount(t, root)                // its watcher is created with the small queue
+	time.Sleep(300 * time.Millisecond) // the watcher starts just after the mount
+	os.WriteFile(knob, old, 0o644)
+	// Stop the daemon so that nothing reads the queue while it fills.
+	m.cmd.Process.Signal(syscall.SIGSTOP)
+	stopped := true
+	defer func() {
+		if stopped {
+			m.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	want := 0
+	for i := 0; i < 3000; i++ {
+		box := []string{root, filepath.Join(root, ".A"), filepath.Join(root, ".B")}[i%3]
+		quickDeliver(t, box, "Subject: x\n\nbody\n")
+		want++
+	}
+	m.cmd.Process.Signal(syscall.SIGCONT)
+	stopped = false
+	eventually(t, 10*time.Second, func() string {
+		if got := len(names(t, m.path("Unread", "new"))); got != want {
+			return fmt.Sprintf("after the overflow Unread has %d, want %d", got, want)
+		}
+		return ""
+	})
+	if !strings.Contains(m.stderr.String(), "events lost") {
+		t.Errorf("the queue did not overflow; the test did not test recovery:\n%s", m.stderr.String())
+	}
+}
