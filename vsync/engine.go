@@ -325,6 +325,112 @@ func (e *Engine) DirsChanged(ctx context.Context, dirs []string) error {
 	return e.syncMailboxes(ctx, names, false)
 }
 
+// FilesChanged takes the message files the watcher saw change, by mailbox
+// directory ("cur/NAME", "new/NAME"), and updates just those messages: no
+// directory is listed, so the cost follows the change, not the mailbox
+// size. A directory that is no known mailbox makes it sync everything.
+func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) error {
+	e.mu.Lock()
+	byPath := make(map[string]*mailbox, len(e.mailboxes))
+	for _, mb := range e.mailboxes {
+		byPath[mb.Path] = mb
+	}
+	e.mu.Unlock()
+	for dir := range files {
+		if byPath[dir] == nil {
+			return e.Sync(ctx)
+		}
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+
+	type seen struct {
+		name  string
+		isNew bool
+	}
+	type job struct {
+		mb   *mailbox
+		ent  maildir.Entry
+		base string
+		out  *index.Message
+	}
+	var jobs []*job
+	changed := map[key]bool{}
+	batch := e.store.NewBatch()
+	for dir, rels := range files {
+		mb := byPath[dir]
+		present := map[string]seen{}
+		var absent []seen
+		for _, rel := range rels {
+			sub, name, ok := strings.Cut(rel, "/")
+			if !ok || (sub != "cur" && sub != "new") {
+				continue
+			}
+			if _, err := maildir.ParseName(name); err != nil {
+				continue
+			}
+			fi, err := os.Lstat(filepath.Join(dir, rel))
+			slog.Debug("file changed", "mailbox", mb.Name, "file", rel, "exists", err == nil)
+			s := seen{name: name, isNew: sub == "new"}
+			if err == nil && fi.Mode().IsRegular() {
+				present[maildir.BaseOf(name)] = s
+			} else if err != nil {
+				absent = append(absent, s)
+			}
+		}
+		e.mu.Lock()
+		msgs := e.msgs[mb.Name]
+		for base, s := range present {
+			k := key{mb.Name, base}
+			m := msgs[base]
+			switch {
+			case m == nil || m.NeedsHash != e.needsHash:
+				jobs = append(jobs, &job{mb: mb, ent: maildir.Entry{New: s.isNew, Name: s.name}, base: base})
+			case m.Name != s.name || m.New != s.isNew:
+				e.prev[k] = m.Name
+				m.Name, m.New = s.name, s.isNew
+				batch.PutMessage(m)
+				changed[k] = true
+			}
+		}
+		for _, s := range absent {
+			base := maildir.BaseOf(s.name)
+			if _, ok := present[base]; ok {
+				continue // renamed: handled above
+			}
+			if m := msgs[base]; m != nil && m.Name == s.name && m.New == s.isNew {
+				e.forget(batch, key{mb.Name, base})
+				changed[key{mb.Name, base}] = true
+			}
+		}
+		e.mu.Unlock()
+	}
+	needs, needsHash := e.needs, e.needsHash
+	for _, j := range jobs {
+		j.out = extract(j.mb, j.ent, j.base, needs, needsHash)
+	}
+	e.mu.Lock()
+	for _, j := range jobs {
+		if j.out == nil {
+			continue
+		}
+		if e.msgs[j.mb.Name] == nil {
+			e.msgs[j.mb.Name] = map[string]*index.Message{}
+		}
+		e.msgs[j.mb.Name][j.base] = j.out
+		e.vnames[VirtualBase(j.mb.Name, j.base)] = key{j.mb.Name, j.base}
+		batch.PutMessage(j.out)
+		changed[key{j.mb.Name, j.base}] = true
+	}
+	touched := e.update(batch, changed, false)
+	e.mu.Unlock()
+	if err := batch.Commit(); err != nil {
+		return err
+	}
+	e.notify(touched)
+	return nil
+}
+
 type scanned struct {
 	name    string
 	state   *index.MailboxState
@@ -338,6 +444,11 @@ type scanned struct {
 func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState bool) error {
 	e.op.Lock()
 	defer e.op.Unlock()
+	return e.syncLocked(ctx, names, useState)
+}
+
+// syncLocked is syncMailboxes with e.op held.
+func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) error {
 	start := e.cfg.Now()
 	e.mu.Lock()
 	mbs := make([]*mailbox, len(names))

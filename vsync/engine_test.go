@@ -335,3 +335,45 @@ func TestWarmSyncSkipsUnchanged(t *testing.T) {
 		}
 	}
 }
+
+func TestFilesChanged(t *testing.T) {
+	f := newFixture(t, 0)
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(f.root, s), 0o755)
+	}
+	writeMsg(t, filepath.Join(f.root, "cur", "1.a:2,"), "Subject: a\n\nx\n")
+	writeMsg(t, filepath.Join(f.root, "cur", "2.b:2,"), "Subject: b\n\nx\n")
+	e := f.open(DefaultFolders())
+	if len(f.list("Unread")) != 2 {
+		t.Fatal("setup")
+	}
+	// A delivery, a flag rename and a delete, told file by file.
+	writeMsg(t, filepath.Join(f.root, "new", "3.c"), "Subject: c\n\nx\n")
+	os.Rename(filepath.Join(f.root, "cur", "1.a:2,"), filepath.Join(f.root, "cur", "1.a:2,F"))
+	os.Remove(filepath.Join(f.root, "cur", "2.b:2,"))
+	err := e.FilesChanged(context.Background(), map[string][]string{f.root: {"new/3.c", "cur/1.a:2,", "cur/1.a:2,F", "cur/2.b:2,", "cur/ignored-missing:2,"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := f.list("Unread")
+	if len(l) != 2 {
+		t.Fatalf("Unread = %+v", l)
+	}
+	got := paths(l)
+	want := truth(t, f.root, func(mb, fl string) bool { return !strings.Contains(fl, "S") })
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("Unread %q, truth %q", got, want)
+	}
+	// An unknown directory falls back to a full sync.
+	nb := filepath.Join(f.root, ".New")
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(nb, s), 0o755)
+	}
+	writeMsg(t, filepath.Join(nb, "new", "4.d"), "Subject: d\n\nx\n")
+	if err := e.FilesChanged(context.Background(), map[string][]string{nb: {"new/4.d"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.list("Unread")) != 3 {
+		t.Fatal("new mailbox not synced")
+	}
+}

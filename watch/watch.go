@@ -26,10 +26,19 @@ import (
 
 // Batch is one coalesced set of changes.
 type Batch struct {
-	Dirs   []string // mailbox directories whose cur/ or new/ changed
-	Tree   bool     // directories appeared or vanished: mailboxes may have too
-	Rescan bool     // events may have been lost: check everything
+	// Files maps a mailbox directory to the message files that changed in
+	// it ("cur/NAME", "new/NAME": created, renamed to or from, removed).
+	Files map[string][]string
+	// Dirs are mailbox directories to list again as a whole (polled ones,
+	// or ones with too many changes to name).
+	Dirs   []string
+	Tree   bool // directories appeared or vanished: mailboxes may have too
+	Rescan bool // events may have been lost: check everything
 }
+
+// maxFiles is how many changed files of one mailbox a batch names before
+// it asks for the whole mailbox to be listed instead.
+const maxFiles = 2000
 
 // Options tune a Watcher.
 type Options struct {
@@ -56,6 +65,7 @@ type Watcher struct {
 	polled  map[string]time.Time // directories we could not watch → last mtime
 	pending Batch
 	dirs    map[string]bool
+	files   map[string]map[string]bool
 	kick    chan struct{}
 	first   time.Time // when the pending batch got its first change
 }
@@ -63,7 +73,7 @@ type Watcher struct {
 // New sets up the watches of a backend root; Run delivers the batches.
 func New(root string, opts Options, out func(Batch)) (*Watcher, error) {
 	if opts.Settle == 0 {
-		opts.Settle = 10 * time.Millisecond
+		opts.Settle = 5 * time.Millisecond
 	}
 	if opts.MaxDelay == 0 {
 		opts.MaxDelay = 100 * time.Millisecond
@@ -71,7 +81,7 @@ func New(root string, opts Options, out func(Batch)) (*Watcher, error) {
 	if opts.PollEvery == 0 {
 		opts.PollEvery = time.Second
 	}
-	w := &Watcher{root: root, opts: opts, out: out, dirs: map[string]bool{}, kick: make(chan struct{}, 1)}
+	w := &Watcher{root: root, opts: opts, out: out, dirs: map[string]bool{}, files: map[string]map[string]bool{}, kick: make(chan struct{}, 1)}
 	if err := w.restart(); err != nil {
 		return nil, err
 	}
@@ -206,10 +216,29 @@ func mtime(p string) time.Time {
 	return time.Time{}
 }
 
+// noteFile adds a changed message file to the pending batch. w.mu must be
+// held.
+func (w *Watcher) noteFile(mbox, rel string) {
+	if !w.dirs[mbox] {
+		fs := w.files[mbox]
+		if fs == nil {
+			fs = map[string]bool{}
+			w.files[mbox] = fs
+		}
+		fs[rel] = true
+		if len(fs) > maxFiles {
+			delete(w.files, mbox)
+			w.dirs[mbox] = true
+		}
+	}
+	w.note("", false, false)
+}
+
 // note adds a change to the pending batch. w.mu must be held.
 func (w *Watcher) note(dir string, tree, rescan bool) {
 	if dir != "" {
 		w.dirs[dir] = true
+		delete(w.files, dir) // listed as a whole anyway
 	}
 	w.pending.Tree = w.pending.Tree || tree
 	w.pending.Rescan = w.pending.Rescan || rescan
@@ -261,7 +290,7 @@ func (w *Watcher) event(e fsnotify.Event) {
 	defer w.mu.Unlock()
 	switch {
 	case parent == "cur" || parent == "new":
-		w.note(filepath.Dir(dir), false, false) // a message in a mailbox
+		w.noteFile(filepath.Dir(dir), parent+"/"+name) // a message in a mailbox
 	case parent == "tmp":
 		// deliveries in progress are not mail yet
 	case name == "cur" || name == "new":
@@ -321,9 +350,18 @@ func (w *Watcher) deliver(ctx context.Context) {
 		for d := range w.dirs {
 			b.Dirs = append(b.Dirs, d)
 		}
-		w.pending, w.dirs, w.first = Batch{}, map[string]bool{}, time.Time{}
+		for d, fs := range w.files {
+			if b.Files == nil {
+				b.Files = map[string][]string{}
+			}
+			for f := range fs {
+				b.Files[d] = append(b.Files[d], f)
+			}
+			sort.Strings(b.Files[d])
+		}
+		w.pending, w.dirs, w.files, w.first = Batch{}, map[string]bool{}, map[string]map[string]bool{}, time.Time{}
 		w.mu.Unlock()
-		if len(b.Dirs) == 0 && !b.Tree && !b.Rescan {
+		if len(b.Dirs) == 0 && len(b.Files) == 0 && !b.Tree && !b.Rescan {
 			continue
 		}
 		sort.Strings(b.Dirs)

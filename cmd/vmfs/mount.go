@@ -159,6 +159,34 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		return err
 	}
 	defer eng.Close()
+	// Live updates: the watcher's batches, one at a time. Its watches are
+	// set before the first sync, so that nothing that happens from then on
+	// is missed.
+	wctx, stopWatch := context.WithCancel(ctx)
+	w, err := watch.New(root, watch.Options{}, func(b watch.Batch) {
+		var err error
+		if b.Rescan || b.Tree {
+			err = eng.Sync(wctx)
+		} else {
+			if len(b.Files) > 0 {
+				err = eng.FilesChanged(wctx, b.Files)
+			}
+			if err == nil && len(b.Dirs) > 0 {
+				err = eng.DirsChanged(wctx, b.Dirs)
+			}
+		}
+		if err != nil && wctx.Err() == nil {
+			slog.Error("sync", "err", err)
+		}
+	})
+	if err != nil {
+		stopWatch()
+		return fmt.Errorf("watch %s: %w", root, err)
+	}
+	watching := make(chan struct{})
+	go func() { w.Run(wctx); close(watching) }()
+	defer func() { stopWatch(); <-watching }()
+
 	start := time.Now()
 	if err := eng.Sync(ctx); err != nil {
 		return fmt.Errorf("index %s: %w", root, err)
@@ -208,28 +236,6 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 
 	done := make(chan struct{})
 	go func() { srv.Wait(); close(done) }()
-
-	// Live updates: the watcher's batches, one at a time.
-	wctx, stopWatch := context.WithCancel(ctx)
-	w, err := watch.New(root, watch.Options{}, func(b watch.Batch) {
-		var err error
-		if b.Rescan || b.Tree {
-			err = eng.Sync(wctx)
-		} else {
-			err = eng.DirsChanged(wctx, b.Dirs)
-		}
-		if err != nil && wctx.Err() == nil {
-			slog.Error("sync", "err", err)
-		}
-	})
-	if err != nil {
-		stopWatch()
-		srv.Unmount()
-		return fmt.Errorf("watch %s: %w", root, err)
-	}
-	watching := make(chan struct{})
-	go func() { w.Run(wctx); close(watching) }()
-	defer func() { stopWatch(); <-watching }()
 
 	poll := time.NewTicker(o.Poll)
 	defer poll.Stop()
