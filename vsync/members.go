@@ -13,9 +13,9 @@ import (
 	"vmfs/internal/query"
 )
 
-// resolve returns the names of the mailboxes a folder's patterns select.
+// Resolve returns the names of the mailboxes a folder's patterns select.
 // Later "-" patterns remove what earlier ones added (SPEC §3).
-func resolve(patterns []string, names []string) map[string]bool {
+func Resolve(patterns []string, names []string) map[string]bool {
 	out := map[string]bool{}
 	for _, n := range names {
 		in := false
@@ -95,7 +95,7 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 	var touched []string
 	for _, fname := range e.order {
 		f := e.folders[fname]
-		sel := resolve(f.def.Mailboxes, names)
+		sel := Resolve(f.def.Mailboxes, names)
 		full := all || f.rebuild || f.q.Needs().Threads
 		var cand []key
 		if full {
@@ -251,7 +251,7 @@ func (e *Engine) Tick() error {
 		f := e.folders[fname]
 		t := false
 		if f.q.Needs().TimeRelated {
-			sel := resolve(f.def.Mailboxes, names)
+			sel := Resolve(f.def.Mailboxes, names)
 			var cand []key
 			for mb := range sel {
 				for base := range e.msgs[mb] {

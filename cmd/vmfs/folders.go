@@ -13,43 +13,8 @@ import (
 	"vmfs/internal/maildir"
 	"vmfs/internal/message"
 	"vmfs/internal/query"
+	"vmfs/vsync"
 )
-
-// folderDef is a virtual folder definition (SPEC §3).
-type folderDef struct {
-	Name      string
-	Mailboxes []string
-	Query     string
-}
-
-// defaultFolders are the built-in folders used without a configuration.
-var defaultFolders = []folderDef{
-	{Name: "Unread", Mailboxes: []string{"*", "-Trash", "-Junk", "-Spam"}, Query: "UNSEEN"},
-	{Name: "Flagged", Mailboxes: []string{"*", "-Trash", "-Junk", "-Spam"}, Query: "FLAGGED"},
-	{Name: "Recent", Mailboxes: []string{"*", "-Trash", "-Junk", "-Spam"}, Query: "YOUNGER 604800"},
-}
-
-// resolve returns the mailboxes matched by an ordered pattern list: later
-// "-" patterns remove what earlier ones added.
-func resolve(patterns []string, mboxes []maildir.Mailbox) []maildir.Mailbox {
-	var out []maildir.Mailbox
-	for _, mb := range mboxes {
-		in := false
-		for _, p := range patterns {
-			if strings.HasPrefix(p, "-") {
-				if maildir.MatchPattern(p[1:], mb.Name) {
-					in = false
-				}
-			} else if maildir.MatchPattern(p, mb.Name) {
-				in = true
-			}
-		}
-		if in {
-			out = append(out, mb)
-		}
-	}
-	return out
-}
 
 func defaultMaildir() string {
 	if m := os.Getenv("MAILDIR"); m != "" {
@@ -60,14 +25,23 @@ func defaultMaildir() string {
 }
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "[MAILDIR]", "Validate the folder definitions and print each folder with the mailboxes it matches.\nMAILDIR defaults to $MAILDIR, then ~/Mail.", stderr)
+	fs := newFlags("check", "[--config F] [MAILDIR]", "Validate the folder definitions and print each folder with the mailboxes it matches.\nMAILDIR defaults to the configuration's maildir, then $MAILDIR, then ~/Mail.", stderr)
+	cfgPath := fs.String("config", "", "configuration file (default $XDG_CONFIG_HOME/vmfs/config.toml)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {
 		return usageErr("too many arguments")
 	}
-	root := defaultMaildir()
+	path, explicit := *cfgPath, *cfgPath != ""
+	if !explicit {
+		path = defaultConfigPath()
+	}
+	cfg, err := loadConfig(path, explicit)
+	if err != nil {
+		return err
+	}
+	root := cfg.Maildir
 	if fs.NArg() == 1 {
 		root = fs.Arg(0)
 	}
@@ -78,13 +52,17 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(tree.Mailboxes) == 0 {
 		return fmt.Errorf("no Maildir found under %s", root)
 	}
-	for _, f := range defaultFolders {
-		if _, err := query.Compile(f.Query); err != nil {
-			return fmt.Errorf("folder %s: %w", f.Name, err)
-		}
+	var all []string
+	for _, mb := range tree.Mailboxes {
+		all = append(all, mb.Name)
+	}
+	for _, f := range cfg.Folders {
+		sel := vsync.Resolve(f.Mailboxes, all)
 		var names []string
-		for _, mb := range resolve(f.Mailboxes, tree.Mailboxes) {
-			names = append(names, mb.Name)
+		for _, n := range all {
+			if sel[n] {
+				names = append(names, n)
+			}
 		}
 		fmt.Fprintf(stdout, "%s\t%s\t%s\n", f.Name, f.Query, strings.Join(names, ", "))
 	}
