@@ -26,6 +26,17 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10)
 // unless the query needs body text; then Msg.Text opens the file again when
 // called. Mailbox, Flags, Keywords and Recent are the caller's to set.
 func Load(path string, needs query.Needs) (*query.Msg, error) {
+	if needs.FlagsOnly() && !needs.AllHeaders && !needs.Body {
+		// Size and mtime only: one lstat, no open.
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s: not a regular file", path)
+		}
+		return &query.Msg{Received: fi.ModTime(), Size: fi.Size()}, nil
+	}
 	f, err := Open(path)
 	if err != nil {
 		return nil, err
@@ -39,9 +50,6 @@ func Load(path string, needs query.Needs) (*query.Msg, error) {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	m := &query.Msg{Received: fi.ModTime(), Size: fi.Size()}
-	if needs.FlagsOnly() && !needs.AllHeaders {
-		return m, nil
-	}
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(f)
 	h, err := ReadHeader(br)
