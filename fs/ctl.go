@@ -42,8 +42,25 @@ var (
 )
 
 // path is the real path of the node under the folder's control directory.
+// For control files at the mount root (fd.folder == ""), paths are
+// relative to the mount root.
 func (n *ctlNode) path() string {
+	if n == &n.fd.ctlNode {
+		return n.fd.real()
+	}
+	if n.fd.folder == "" {
+		return filepath.Join(n.fd.real(), n.Path(nil))
+	}
 	return filepath.Join(n.fd.real(), n.Path(&n.fd.Inode))
+}
+
+// self is the inode new children hang from: the node itself, or the mount
+// root for the root's control directory (which is not in the tree).
+func (n *ctlNode) self() *gofs.Inode {
+	if n == &n.fd.ctlNode && n.fd.folder == "" {
+		return &n.fd.root.Inode
+	}
+	return &n.Inode
 }
 
 func ctlIno(st *syscall.Stat_t) uint64 { return st.Ino ^ 0x4000_0000_0000_0000 }
@@ -58,7 +75,7 @@ func (n *ctlNode) child(ctx context.Context, name string, out *fuse.EntryOut) (*
 	if mode != syscall.S_IFREG && mode != syscall.S_IFDIR {
 		return nil, syscall.ENOENT // only files and directories are control data
 	}
-	return n.NewInode(ctx, &ctlNode{fd: n.fd}, gofs.StableAttr{Mode: mode, Ino: ctlIno(st)}), 0
+	return n.self().NewInode(ctx, &ctlNode{fd: n.fd}, gofs.StableAttr{Mode: mode, Ino: ctlIno(st)}), 0
 }
 
 func (n *ctlNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -162,7 +179,7 @@ func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, errnoOf(err)
 	}
 	out.Attr.FromStat(&st)
-	ch := n.NewInode(ctx, &ctlNode{fd: n.fd}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ctlIno(&st)})
+	ch := n.self().NewInode(ctx, &ctlNode{fd: n.fd}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ctlIno(&st)})
 	return ch, gofs.NewLoopbackFile(fd), 0, 0
 }
 
@@ -198,6 +215,10 @@ func (n *ctlNode) ctlOf(p gofs.InodeEmbedder) *ctlNode {
 	case *folderDir:
 		if d == n.fd {
 			return &d.ctlNode
+		}
+	case *Root:
+		if d.ctl == n.fd {
+			return &d.ctl.ctlNode
 		}
 	}
 	return nil

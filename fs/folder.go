@@ -32,8 +32,14 @@ func newFolderDir(r *Root, folder string) *folderDir {
 	return fd
 }
 
-// real is the folder's control directory.
-func (fd *folderDir) real() string { return fd.root.folderStateDir(fd.folder) }
+// real is the folder's control directory; the mount root's control files
+// (folder "") live in "root" beside the folders'.
+func (fd *folderDir) real() string {
+	if fd.folder == "" {
+		return filepath.Join(fd.root.cfg.StateDir, "root")
+	}
+	return fd.root.folderStateDir(fd.folder)
+}
 
 var (
 	_ = (gofs.NodeOnAdder)((*folderDir)(nil))

@@ -98,6 +98,11 @@ type Root struct {
 	eng Engine
 	cfg Config
 
+	// ctl holds the control files at the mount root (Dovecot keeps
+	// dovecot.list.index* and dovecot-uidvalidity* there when its INDEX
+	// and CONTROL are in the mount).
+	ctl *folderDir
+
 	mu      sync.Mutex           // protects mtimes and dirs
 	mtimes  map[string]time.Time // folder → mtime of its cur/ and new/
 	dirs    map[string]*gofs.Inode
@@ -115,6 +120,7 @@ func NewRoot(eng Engine, cfg Config) *Root {
 	}
 	r := &Root{eng: eng, cfg: cfg, mtimes: map[string]time.Time{}, dirs: map[string]*gofs.Inode{},
 		changes: make(chan []string, 1024), done: make(chan struct{})}
+	r.ctl = newFolderDir(r, "")
 	return r
 }
 
@@ -122,6 +128,9 @@ func NewRoot(eng Engine, cfg Config) *Root {
 // parent directories of nested names.
 func (r *Root) OnAdd(ctx context.Context) {
 	now := time.Now()
+	if err := os.MkdirAll(r.ctl.real(), 0o700); err != nil {
+		slog.Error("control directory", "err", err)
+	}
 	for _, name := range r.eng.Folders() {
 		r.mtimes[name] = now
 		parent := &r.Inode
@@ -229,7 +238,82 @@ func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	return nil, syscall.EACCES
 }
 
-var _ = (gofs.NodeMkdirer)((*Root)(nil))
+// folderChild returns a folder or parent directory at the root.
+func (r *Root) folderChild(name string) *gofs.Inode {
+	if ch := r.GetChild(name); ch != nil {
+		switch ch.Operations().(type) {
+		case *folderDir, *parentDir:
+			return ch
+		}
+	}
+	return nil
+}
+
+// Lookup: folders, then control files.
+func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if ch := r.folderChild(name); ch != nil {
+		if ga, ok := ch.Operations().(gofs.NodeGetattrer); ok {
+			var a fuse.AttrOut
+			ga.Getattr(ctx, nil, &a)
+			out.Attr = a.Attr
+		}
+		return ch, 0
+	}
+	return r.ctl.ctlNode.Lookup(ctx, name, out)
+}
+
+// Readdir: the folders and the root's control files.
+func (r *Root) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	var ents []fuse.DirEntry
+	for name, ch := range r.Children() {
+		if r.folderChild(name) != nil {
+			ents = append(ents, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ch.StableAttr().Ino})
+		}
+	}
+	real, errno := r.ctl.ctlNode.realEntries()
+	if errno != 0 {
+		return nil, errno
+	}
+	for _, e := range real {
+		if r.folderChild(e.Name) == nil {
+			ents = append(ents, e)
+		}
+	}
+	return sortedEntries(ents), 0
+}
+
+// Create makes a control file at the root.
+func (r *Root) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if r.folderChild(name) != nil {
+		return nil, nil, 0, syscall.EEXIST
+	}
+	return r.ctl.ctlNode.Create(ctx, name, flags, mode, out)
+}
+
+// Unlink removes a control file at the root.
+func (r *Root) Unlink(ctx context.Context, name string) syscall.Errno {
+	if r.folderChild(name) != nil {
+		return syscall.EISDIR
+	}
+	return r.ctl.ctlNode.Unlink(ctx, name)
+}
+
+// Rename of a control file at the root; folders are not renamed.
+func (r *Root) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if r.folderChild(name) != nil || r.folderChild(newName) != nil {
+		return syscall.EXDEV
+	}
+	return r.ctl.ctlNode.Rename(ctx, name, newParent, newName, flags)
+}
+
+var (
+	_ = (gofs.NodeMkdirer)((*Root)(nil))
+	_ = (gofs.NodeLookuper)((*Root)(nil))
+	_ = (gofs.NodeReaddirer)((*Root)(nil))
+	_ = (gofs.NodeCreater)((*Root)(nil))
+	_ = (gofs.NodeUnlinker)((*Root)(nil))
+	_ = (gofs.NodeRenamer)((*Root)(nil))
+)
 
 // parentDir is a directory that only holds other folders (no cur/).
 type parentDir struct{ gofs.Inode }
@@ -278,3 +362,71 @@ func setTime(out *fuse.Attr, t time.Time) {
 func (r *Root) folderStateDir(folder string) string {
 	return filepath.Join(r.cfg.StateDir, "folders", url.PathEscape(folder))
 }
+
+// Access: without default_permissions the kernel leaves permission checks
+// to the file system, and vmfs lets through whoever the kernel lets in
+// (the mounting user, or everyone with allow_other). With
+// default_permissions the kernel checks the modes itself and never asks.
+// Operations vmfs refuses (writing a message, say) are refused where they
+// happen.
+func (r *Root) Access(ctx context.Context, mask uint32) syscall.Errno      { return 0 }
+func (p *parentDir) Access(ctx context.Context, mask uint32) syscall.Errno { return 0 }
+func (d *msgDir) Access(ctx context.Context, mask uint32) syscall.Errno    { return 0 }
+func (n *ctlNode) Access(ctx context.Context, mask uint32) syscall.Errno   { return 0 }
+func (n *msgNode) Access(ctx context.Context, mask uint32) syscall.Errno {
+	if mask&2 != 0 { // W_OK: messages are immutable
+		return syscall.EACCES
+	}
+	return 0
+}
+
+var (
+	_ = (gofs.NodeAccesser)((*Root)(nil))
+	_ = (gofs.NodeAccesser)((*parentDir)(nil))
+	_ = (gofs.NodeAccesser)((*msgDir)(nil))
+	_ = (gofs.NodeAccesser)((*ctlNode)(nil))
+	_ = (gofs.NodeAccesser)((*msgNode)(nil))
+)
+
+// Fsync of cur/ or new/ (Dovecot fdatasyncs them after a delivery): every
+// change vmfs makes in the backend is done when the operation returns,
+// and deliveries are fsynced, file and directory, by the engine.
+func (d *msgDir) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno { return 0 }
+
+// Fsync of a control file or directory syncs the real one.
+func (n *ctlNode) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	if fs, ok := f.(gofs.FileFsyncer); ok {
+		return fs.Fsync(ctx, flags)
+	}
+	fd, err := syscall.Open(n.path(), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return errnoOf(err)
+	}
+	defer syscall.Close(fd)
+	return errnoOf(syscall.Fsync(fd))
+}
+
+// Fsync of the root or a parent-only directory has nothing to sync.
+func (r *Root) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno { return 0 }
+func (p *parentDir) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	return 0
+}
+
+// Statfs reports the state directory's file system (where control files
+// and tmp/ live), so that clients checking for free space see real figures.
+func (r *Root) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(r.cfg.StateDir, &st); err != nil {
+		return errnoOf(err)
+	}
+	out.FromStatfsT(&st)
+	return 0
+}
+
+var (
+	_ = (gofs.NodeFsyncer)((*msgDir)(nil))
+	_ = (gofs.NodeFsyncer)((*ctlNode)(nil))
+	_ = (gofs.NodeFsyncer)((*Root)(nil))
+	_ = (gofs.NodeFsyncer)((*parentDir)(nil))
+	_ = (gofs.NodeStatfser)((*Root)(nil))
+)

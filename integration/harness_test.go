@@ -53,12 +53,15 @@ func requireFUSE(t testing.TB) {
 
 // mounted is a running vmfs.
 type mounted struct {
-	t      testing.TB
-	mnt    string
-	state  string
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	exited chan error
+	t       testing.TB
+	mnt     string
+	state   string
+	backend string
+	args    []string
+	xdg     string
+	cmd     *exec.Cmd
+	stderr  *bytes.Buffer
+	exited  chan error
 }
 
 // mount starts `vmfs mount` and waits until the folders are visible; the
@@ -74,17 +77,28 @@ func mountB(b *testing.B, backend string, args ...string) *mounted {
 func mountTB(t testing.TB, backend string, args ...string) *mounted {
 	t.Helper()
 	requireFUSE(t)
-	m := &mounted{t: t, mnt: t.TempDir(), state: t.TempDir(), stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
-	all := append([]string{"mount", "--state", m.state, "--poll", "1h"}, args...)
-	all = append(all, backend, m.mnt)
+	m := &mounted{t: t, mnt: t.TempDir(), state: t.TempDir(), backend: backend, args: args,
+		xdg: t.TempDir()}
+	m.start()
+	t.Cleanup(m.unmount)
+	return m
+}
+
+// start runs vmfs on the mount's backend, state and mount point, and
+// waits until it is mounted.
+func (m *mounted) start() {
+	t := m.t
+	t.Helper()
+	m.stderr, m.exited = &bytes.Buffer{}, make(chan error, 1)
+	all := append([]string{"mount", "--state", m.state, "--poll", "1h"}, m.args...)
+	all = append(all, m.backend, m.mnt)
 	m.cmd = exec.Command(vmfsBin, all...)
 	m.cmd.Stderr = m.stderr
-	m.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+	m.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+m.xdg)
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { m.exited <- m.cmd.Wait() }()
-	t.Cleanup(m.unmount)
 	deadline := time.Now().Add(30 * time.Second)
 	for !isMounted(m.mnt) {
 		select {
@@ -98,7 +112,12 @@ func mountTB(t testing.TB, backend string, args ...string) *mounted {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return m
+}
+
+// remount stops vmfs and starts it again on the same state and mount point.
+func (m *mounted) remount() {
+	m.unmount()
+	m.start()
 }
 
 func isMounted(dir string) bool {
@@ -127,6 +146,7 @@ func (m *mounted) unmount() {
 	}
 	select {
 	case err := <-m.exited:
+		m.exited <- nil // a second unmount finds it exited
 		if err != nil {
 			m.t.Errorf("vmfs exited with %v\n%s", err, m.stderr)
 		}
