@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -34,6 +35,7 @@ type config struct {
 	Path    string // "" when the built-in defaults are used
 	Maildir string
 	State   string
+	Linger  time.Duration // 0: the engine's default (10 minutes)
 	Folders []vsync.Folder
 }
 
@@ -84,6 +86,13 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	}
 	if fc.State != "" {
 		c.State = expandHome(fc.State)
+	}
+	if fc.Linger != "" {
+		d, err := time.ParseDuration(fc.Linger)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s: linger: %q is not a duration like \"10m\" or \"30s\"", path, fc.Linger)
+		}
+		c.Linger = d
 	}
 	names := make([]string, 0, len(fc.Folder))
 	for n := range fc.Folder {

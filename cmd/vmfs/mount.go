@@ -25,6 +25,7 @@ import (
 // mountOpts is what `vmfs mount` is given.
 type mountOpts struct {
 	Folders    []vsync.Folder
+	Linger     time.Duration
 	Maildir    string
 	Mountpoint string
 	State      string
@@ -87,7 +88,7 @@ func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	o.Folders = cfg.Folders
+	o.Folders, o.Linger = cfg.Folders, cfg.Linger
 	if o.State == "" {
 		o.State = cfg.State
 	}
@@ -146,6 +147,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{
 		Root:    root,
 		Folders: o.Folders,
+		Linger:  o.Linger,
 		OnChange: func(folders []string) {
 			if view != nil {
 				view.Changed(folders)
