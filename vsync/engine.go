@@ -89,6 +89,10 @@ type folder struct {
 	// generation gen, nil when it must be rebuilt.
 	gen   uint64
 	cache []Entry
+	// lastTick is when the folder's time-related query was last evaluated.
+	lastTick time.Time
+	// nextExpiry is the earliest linger deadline (Unix ns), 0 if none.
+	nextExpiry int64
 	// rebuild asks the next update for a full pass: the folder is new or
 	// its definition changed.
 	rebuild bool
@@ -194,6 +198,9 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		}
 		for _, m := range snap.Members[name] {
 			f.members[key{m.Mailbox, m.Base}] = m
+			if m.Linger != 0 {
+				f.noteExpiry(m.Linger)
+			}
 			if m.Name != "" {
 				f.alias[m.Name] = key{m.Mailbox, m.Base}
 			}

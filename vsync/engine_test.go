@@ -377,3 +377,34 @@ func TestFilesChanged(t *testing.T) {
 		t.Fatal("new mailbox not synced")
 	}
 }
+
+func TestTimeMovesFolders(t *testing.T) {
+	f := newFixture(t, 0)
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(f.root, s), 0o755)
+	}
+	p := filepath.Join(f.root, "cur", "1.a:2,S")
+	writeMsg(t, p, "Subject: a\n\nx\n")
+	age := f.clk.now().Add(-3500 * time.Second)
+	os.Chtimes(p, age, age)
+	e := f.open([]Folder{
+		{Name: "Young", Mailboxes: []string{"*"}, Query: "YOUNGER 3600"},
+		{Name: "Old", Mailboxes: []string{"*"}, Query: "OLDER 3600"},
+	})
+	e.Tick() // the first tick evaluates everything
+	if len(f.list("Young")) != 1 || len(f.list("Old")) != 0 {
+		t.Fatalf("at 3500 s: Young %d, Old %d", len(f.list("Young")), len(f.list("Old")))
+	}
+	f.clk.add(200 * time.Second) // the message is now 3700 s old
+	if err := e.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.list("Old")) != 1 {
+		t.Fatal("OLDER did not take the message as time passed")
+	}
+	f.clk.add(11 * time.Minute) // past the linger
+	e.Tick()
+	if len(f.list("Young")) != 0 {
+		t.Fatal("YOUNGER kept the message after its linger")
+	}
+}

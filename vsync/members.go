@@ -176,6 +176,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]boo
 			continue
 		case !res[i] && mem != nil && mem.Linger == 0:
 			mem.Linger = now.Add(e.cfg.Linger).UnixNano()
+			f.noteExpiry(mem.Linger)
 			b.PutMember(f.def.Name, mem)
 		}
 		if mem != nil && changed[k] {
@@ -222,16 +223,35 @@ func (f *folder) drop(k key, mem *index.Member) {
 
 // expire drops members whose linger has ended (all lingering ones when
 // force is set).
+//
+// It walks the members only when a deadline is due: f.nextExpiry tracks
+// the earliest one.
 func (f *folder) expire(b *index.Batch, now time.Time, force bool) bool {
+	if !force && (f.nextExpiry == 0 || f.nextExpiry > now.UnixNano()) {
+		return false
+	}
 	touched := false
+	f.nextExpiry = 0
 	for k, mem := range f.members {
-		if mem.Linger != 0 && (force || mem.Linger <= now.UnixNano()) {
+		if mem.Linger == 0 {
+			continue
+		}
+		if force || mem.Linger <= now.UnixNano() {
 			f.drop(k, mem)
 			b.DeleteMember(f.def.Name, mem)
 			touched = true
+		} else {
+			f.noteExpiry(mem.Linger)
 		}
 	}
 	return touched
+}
+
+// noteExpiry records a linger deadline.
+func (f *folder) noteExpiry(deadline int64) {
+	if f.nextExpiry == 0 || deadline < f.nextExpiry {
+		f.nextExpiry = deadline
+	}
 }
 
 // Tick re-evaluates folders whose queries depend on the time (YOUNGER,
@@ -251,13 +271,30 @@ func (e *Engine) Tick() error {
 		f := e.folders[fname]
 		t := false
 		if f.q.Needs().TimeRelated {
+			// Only messages whose age crossed one of the query's
+			// intervals since the last tick can change.
+			// The first tick of a process evaluates them all: time went
+			// on while vmfs was not running.
 			sel := Resolve(f.def.Mailboxes, names)
+			since := f.lastTick
 			var cand []key
 			for mb := range sel {
-				for base := range e.msgs[mb] {
-					cand = append(cand, key{mb, base})
+				for base, m := range e.msgs[mb] {
+					if since.IsZero() {
+						cand = append(cand, key{mb, base})
+						continue
+					}
+					for _, iv := range f.q.Needs().Intervals {
+						// crossing at received+iv ∈ (since, now]
+						at := m.MTime + int64(iv)
+						if at > since.UnixNano()-int64(time.Second) && at <= now.UnixNano()+int64(time.Second) {
+							cand = append(cand, key{mb, base})
+							break
+						}
+					}
 				}
 			}
+			f.lastTick = now
 			t = f.apply(e, b, cand, sel, now, nil, false)
 		} else {
 			t = f.expire(b, now, false)

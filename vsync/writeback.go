@@ -260,6 +260,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 			Linger: e.cfg.Now().Add(e.cfg.Linger).UnixNano()}
 		f.state.NextUID++
 		f.members[k] = mem
+		f.noteExpiry(mem.Linger)
 		b.PutFolder(folderName, &f.state)
 		touched = append(touched, folderName)
 	}

@@ -38,6 +38,9 @@ type Needs struct {
 	AllHeaders  bool     // every header field as text (TEXT)
 	Threads     bool     // Message-ID, In-Reply-To, References, and whole-set evaluation
 	TimeRelated bool     // the result changes as time passes (YOUNGER, OLDER)
+	// Intervals are the YOUNGER/OLDER arguments: a message's result can
+	// change only when its age crosses one of them.
+	Intervals []time.Duration
 }
 
 // FlagsOnly reports whether the query can be answered from the file name,
@@ -75,6 +78,7 @@ func Compile(s string) (*Query, error) {
 			qu.needs.Sent = true
 		case OpYounger, OpOlder:
 			qu.needs.TimeRelated = true
+			qu.needs.Intervals = append(qu.needs.Intervals, time.Duration(n.N)*time.Second)
 		case OpInThread:
 			qu.needs.Threads = true
 		}
