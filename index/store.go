@@ -157,11 +157,16 @@ func (s *Store) Load() (*Snapshot, error) {
 		Members:   map[string][]*Member{},
 	}
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchSize = 1000
+		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			k := item.Key()
+			if len(k) == 0 || k[0] == pfxVersion || k[0] == pfxReverse {
+				continue // no value needed
+			}
 			err := item.Value(func(v []byte) error { return snap.add(k, v) })
 			if err != nil {
 				return fmt.Errorf("key %q: %w", k, err)
