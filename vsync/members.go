@@ -390,3 +390,33 @@ func (e *Engine) List(folderName string) ([]Entry, error) {
 	f.cache = out
 	return out, nil
 }
+
+// FolderStats is a folder's message count, as `vmfs ls` shows it.
+type FolderStats struct {
+	Name        string `json:"name"`
+	Messages    int    `json:"messages"`
+	Lingering   int    `json:"lingering"` // no longer matching, listed until their linger ends
+	UIDValidity uint32 `json:"uidvalidity"`
+}
+
+// Stats returns every folder's counts, sorted by name.
+func (e *Engine) Stats() []FolderStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []FolderStats
+	for _, name := range e.order {
+		f := e.folders[name]
+		st := FolderStats{Name: name, UIDValidity: f.state.UIDValidity}
+		for k, mem := range f.members {
+			if e.msgs[k.mailbox][k.base] == nil {
+				continue
+			}
+			st.Messages++
+			if mem.Linger != 0 {
+				st.Lingering++
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}

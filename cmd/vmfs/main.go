@@ -36,6 +36,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"mount", "[MAILDIR] MOUNTPOINT", "mount the virtual folders and serve them until unmounted", runMount},
+		{"ls", "[MAILDIR]", "list the virtual folders with their message counts", runLs},
+		{"expunge", "FOLDER", "drop a folder's messages that no longer match, at once", runExpunge},
 		{"check", "[MAILDIR]", "validate the folder definitions and print each folder with the mailboxes it matches", runCheck},
 		{"search", "[MAILDIR] QUERY", "print the backend messages that match an IMAP SEARCH query", runSearch},
 		{"demo", "[-n N] DIR", "write a demo Maildir of generated messages into DIR", runDemo},

@@ -194,6 +194,11 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		return fmt.Errorf("index %s: %w", root, err)
 	}
 	slog.Info("index ready", "backend", root, "took", time.Since(start).Round(time.Millisecond))
+	stopControl, err := serveControl(ctx, state, eng)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 
 	readOnly := false
 	var mopts []string

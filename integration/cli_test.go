@@ -1,0 +1,61 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"vmfs/internal/maildir"
+)
+
+// TestLsAndExpunge: `vmfs ls` counts the folders of a running vmfs and of
+// a stopped one; `vmfs expunge` drops a lingering message at once.
+func TestLsAndExpunge(t *testing.T) {
+	root := genBackend(t, 100)
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte("[folder.Unread]\nmailboxes = [\"*\", \"-Trash\", \"-Junk\", \"-Spam\"]\nquery = \"UNSEEN\"\n"), 0o644)
+	m := mount(t, root, "--config", cfg)
+	vmfs := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(vmfsBin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("vmfs %q: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	n := len(names(t, m.path("Unread", "cur"))) + len(names(t, m.path("Unread", "new")))
+	name := names(t, m.path("Unread", "cur"))[0]
+	nm, _ := maildir.ParseName(name)
+	nm.Flags = maildir.SetFlags(nm.Flags, "S", "")
+	if err := os.Rename(m.path("Unread", "cur", name), m.path("Unread", "cur", nm.String())); err != nil {
+		t.Fatal(err)
+	}
+	out := vmfs("ls", "--config", cfg, "--state", m.state, root)
+	if !strings.Contains(out, "Unread") || !strings.Contains(out, " 1\n") {
+		t.Fatalf("ls while mounted:\n%s", out)
+	}
+	if fields := strings.Fields(strings.Split(out, "\n")[1]); fields[1] != itoa(n) || fields[2] != "1" {
+		t.Fatalf("ls: %q, want %d messages, 1 lingering", fields, n)
+	}
+	vmfs("expunge", "--config", cfg, "--state", m.state, "--maildir", root, "Unread")
+	if _, err := os.Stat(m.path("Unread", "cur", nm.String())); !os.IsNotExist(err) {
+		t.Fatalf("expunged message still listed: %v", err)
+	}
+	if got := len(names(t, m.path("Unread", "cur"))) + len(names(t, m.path("Unread", "new"))); got != n-1 {
+		t.Fatalf("after expunge %d, want %d", got, n-1)
+	}
+	m.unmount()
+	out = vmfs("ls", "--config", cfg, "--state", m.state, root)
+	if fields := strings.Fields(strings.Split(out, "\n")[1]); fields[1] != itoa(n-1) {
+		t.Fatalf("ls from a stopped vmfs's index: %q", fields)
+	}
+	// An unknown folder is an error.
+	if err := exec.Command(vmfsBin, "expunge", "--config", cfg, "--state", m.state, "--maildir", root, "Nope").Run(); err == nil {
+		t.Error("expunge of an unknown folder succeeded")
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
