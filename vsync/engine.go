@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"vmfs/index"
+	"vmfs/internal/dvirtual"
 	"vmfs/internal/maildir"
 	"vmfs/internal/message"
 	"vmfs/internal/query"
@@ -41,6 +42,9 @@ type Folder struct {
 	Mailboxes []string // patterns, applied in order; "-" excludes
 	Query     string
 	Save      string // mailbox that receives messages written into the folder
+	// Dovecot, when set, replaces Mailboxes and Query: a dovecot-virtual
+	// definition, whose mailbox groups may each have their own rule.
+	Dovecot *dvirtual.Def
 }
 
 // DefaultFolders are the built-in folders used without a configuration.
@@ -78,7 +82,7 @@ type key struct{ mailbox, base string }
 
 type folder struct {
 	def     Folder
-	q       *query.Query
+	rules   []*query.Query // one per rule; TOML folders have one
 	hash    uint64
 	state   index.FolderState
 	members map[key]*index.Member
@@ -141,15 +145,29 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		if _, dup := e.folders[d.Name]; dup {
 			return nil, fmt.Errorf("folder %q defined twice", d.Name)
 		}
-		q, err := query.Compile(d.Query)
-		if err != nil {
-			return nil, fmt.Errorf("folder %s: %w", d.Name, err)
-		}
+		f := &folder{def: d, members: map[key]*index.Member{}, alias: map[string]key{}}
 		h := fnv.New64a()
-		fmt.Fprintf(h, "%q|%q", d.Mailboxes, q.Root.String())
-		e.folders[d.Name] = &folder{def: d, q: q, hash: h.Sum64(), members: map[key]*index.Member{}, alias: map[string]key{}}
+		texts := []string{d.Query}
+		if d.Dovecot != nil {
+			texts = d.Dovecot.Rules
+			for _, b := range d.Dovecot.Boxes {
+				fmt.Fprintf(h, "%q %v %d|", b.Name, b.Negative, b.Rule)
+			}
+		} else {
+			fmt.Fprintf(h, "%q|", d.Mailboxes)
+		}
+		for _, t := range texts {
+			q, err := query.Compile(t)
+			if err != nil {
+				return nil, fmt.Errorf("folder %s: %w", d.Name, err)
+			}
+			f.rules = append(f.rules, q)
+			needs = append(needs, q.Needs())
+			fmt.Fprintf(h, "%q|", q.Root.String())
+		}
+		f.hash = h.Sum64()
+		e.folders[d.Name] = f
 		e.order = append(e.order, d.Name)
-		needs = append(needs, q.Needs())
 	}
 	sort.Strings(e.order)
 	e.needs, e.needsHash = unionNeeds(needs)

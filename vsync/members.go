@@ -35,6 +35,39 @@ func Resolve(patterns []string, names []string) map[string]bool {
 	return out
 }
 
+// sel returns the mailboxes the folder covers, each with the index of its
+// rule.
+func (f *folder) sel(names []string) map[string]int {
+	if f.def.Dovecot != nil {
+		return f.def.Dovecot.Assign(names)
+	}
+	out := map[string]int{}
+	for n := range Resolve(f.def.Mailboxes, names) {
+		out[n] = 0
+	}
+	return out
+}
+
+// threads reports whether a rule needs whole-set evaluation.
+func (f *folder) threads() bool {
+	for _, q := range f.rules {
+		if q.Needs().Threads {
+			return true
+		}
+	}
+	return false
+}
+
+// intervals returns the YOUNGER/OLDER intervals of every rule; none if the
+// folder does not depend on the time.
+func (f *folder) intervals() []time.Duration {
+	var out []time.Duration
+	for _, q := range f.rules {
+		out = append(out, q.Needs().Intervals...)
+	}
+	return out
+}
+
 // msgOf builds what a query looks at from an index record.
 func (e *Engine) msgOf(m *index.Message) *query.Msg {
 	n, _ := maildir.ParseName(m.Name)
@@ -95,8 +128,8 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 	var touched []string
 	for _, fname := range e.order {
 		f := e.folders[fname]
-		sel := Resolve(f.def.Mailboxes, names)
-		full := all || f.rebuild || f.q.Needs().Threads
+		sel := f.sel(names)
+		full := all || f.rebuild || f.threads()
 		var cand []key
 		if full {
 			for mb := range sel {
@@ -105,13 +138,13 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 				}
 			}
 			for k := range f.members {
-				if !sel[k.mailbox] || e.msgs[k.mailbox][k.base] == nil {
+				if _, in := sel[k.mailbox]; !in || e.msgs[k.mailbox][k.base] == nil {
 					cand = append(cand, k)
 				}
 			}
 		} else {
 			for k := range changed {
-				if sel[k.mailbox] || f.members[k] != nil {
+				if _, in := sel[k.mailbox]; in || f.members[k] != nil {
 					cand = append(cand, k)
 				}
 			}
@@ -130,7 +163,7 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 // listing changed. A message that stops matching lingers, unless the
 // folder's definition changed (rebuild): then it leaves at once, as
 // Dovecot drops every message when a definition is edited.
-func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]bool, now time.Time, changed map[key]bool, rebuild bool) bool {
+func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int, now time.Time, changed map[key]bool, rebuild bool) bool {
 	sort.Slice(cand, func(i, j int) bool {
 		return cand[i].mailbox < cand[j].mailbox || cand[i].mailbox == cand[j].mailbox && cand[i].base < cand[j].base
 	})
@@ -140,7 +173,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]boo
 	touched := false
 	for _, k := range cand {
 		m := e.msgs[k.mailbox][k.base]
-		if m == nil || !sel[k.mailbox] {
+		if _, in := sel[k.mailbox]; m == nil || !in {
 			if mem := f.members[k]; mem != nil { // gone from the backend: leave at once
 				f.drop(k, mem)
 				b.DeleteMember(f.def.Name, mem)
@@ -151,13 +184,24 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]boo
 		msgs, keys = append(msgs, m), append(keys, k)
 		qms = append(qms, e.msgOf(m))
 	}
-	var res []bool
-	if f.q.Needs().Threads {
-		res = f.q.MatchAll(qms, now)
+	res := make([]bool, len(qms))
+	if f.threads() {
+		// Threads form within each rule's mailboxes.
+		for r, q := range f.rules {
+			var idx []int
+			var set []*query.Msg
+			for i, k := range keys {
+				if sel[k.mailbox] == r {
+					idx, set = append(idx, i), append(set, qms[i])
+				}
+			}
+			for j, ok := range q.MatchAll(set, now) {
+				res[idx[j]] = ok
+			}
+		}
 	} else {
-		res = make([]bool, len(qms))
 		for i, qm := range qms {
-			res[i] = f.q.Match(qm, now)
+			res[i] = f.rules[sel[keys[i].mailbox]].Match(qm, now)
 		}
 	}
 	var added []*index.Message
@@ -270,12 +314,12 @@ func (e *Engine) Tick() error {
 	for _, fname := range e.order {
 		f := e.folders[fname]
 		t := false
-		if f.q.Needs().TimeRelated {
+		if ivs := f.intervals(); len(ivs) > 0 {
 			// Only messages whose age crossed one of the query's
 			// intervals since the last tick can change.
 			// The first tick of a process evaluates them all: time went
 			// on while vmfs was not running.
-			sel := Resolve(f.def.Mailboxes, names)
+			sel := f.sel(names)
 			since := f.lastTick
 			var cand []key
 			for mb := range sel {
@@ -284,7 +328,7 @@ func (e *Engine) Tick() error {
 						cand = append(cand, key{mb, base})
 						continue
 					}
-					for _, iv := range f.q.Needs().Intervals {
+					for _, iv := range ivs {
 						// crossing at received+iv ∈ (since, now]
 						at := m.MTime + int64(iv)
 						if at > since.UnixNano()-int64(time.Second) && at <= now.UnixNano()+int64(time.Second) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"vmfs/internal/dvirtual"
 	"vmfs/internal/query"
 	"vmfs/vsync"
 )
@@ -21,12 +22,16 @@ type fileConfig struct {
 	State   string                  `toml:"state"`
 	Linger  string                  `toml:"linger"`
 	Folder  map[string]folderConfig `toml:"folder"`
+	// DovecotSeparator is the hierarchy separator of the mailbox names in
+	// dovecot-virtual files: "." (Dovecot's default for Maildir++) or "/".
+	DovecotSeparator string `toml:"dovecot_separator"`
 }
 
 type folderConfig struct {
-	Mailboxes []string `toml:"mailboxes"`
-	Query     string   `toml:"query"`
-	Save      string   `toml:"save"`
+	Mailboxes      []string `toml:"mailboxes"`
+	Query          string   `toml:"query"`
+	Save           string   `toml:"save"`
+	DovecotVirtual string   `toml:"dovecot_virtual"`
 }
 
 // config is the result of loading: plain values for the rest of the
@@ -37,6 +42,67 @@ type config struct {
 	State   string
 	Linger  time.Duration // 0: the engine's default (10 minutes)
 	Folders []vsync.Folder
+	sep     byte // hierarchy separator of dovecot-virtual files
+}
+
+// dovecotFolder reads one dovecot-virtual file as a folder.
+func dovecotFolder(name, path string, sep byte) (vsync.Folder, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return vsync.Folder{}, fmt.Errorf("folder %s: %w", name, err)
+	}
+	defer f.Close()
+	d, err := dvirtual.Parse(f, path, sep)
+	if err != nil {
+		return vsync.Folder{}, err
+	}
+	return vsync.Folder{Name: name, Dovecot: d, Save: d.SaveMailbox()}, nil
+}
+
+// addVirtualDir adds a folder for every DIR/<Name>/dovecot-virtual, as
+// Dovecot's virtual storage lays them out; nested names are allowed.
+func (c *config) addVirtualDir(dir string) error {
+	seen := map[string]bool{}
+	for _, f := range c.Folders {
+		seen[f.Name] = true
+	}
+	if c.Path == "" {
+		c.Folders = nil // the built-in folders give way to the user's
+		seen = map[string]bool{}
+	}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || d.Name() != "dovecot-virtual" {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, filepath.Dir(p))
+		if err != nil || rel == "." {
+			return fmt.Errorf("%s: a dovecot-virtual file belongs in a folder's directory", p)
+		}
+		name := filepath.ToSlash(rel)
+		if err := validFolderName(name); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if seen[name] {
+			return fmt.Errorf("%s: folder %q is defined twice", p, name)
+		}
+		seen[name] = true
+		f, err := dovecotFolder(name, p, c.sep)
+		if err != nil {
+			return err
+		}
+		c.Folders = append(c.Folders, f)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(c.Folders) == 0 {
+		return fmt.Errorf("--virtual-dir %s: no dovecot-virtual files found", dir)
+	}
+	return nil
 }
 
 func defaultConfigPath() string {
@@ -59,7 +125,7 @@ func expandHome(p string) string {
 // user named it (then it must exist). Without a file the built-in folders
 // are used.
 func loadConfig(path string, explicit bool) (*config, error) {
-	c := &config{Maildir: defaultMaildir(), State: defaultStateDir()}
+	c := &config{Maildir: defaultMaildir(), State: defaultStateDir(), sep: '.'}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
 		c.Folders = vsync.DefaultFolders()
@@ -94,6 +160,15 @@ func loadConfig(path string, explicit bool) (*config, error) {
 		}
 		c.Linger = d
 	}
+	sep := byte('.')
+	switch fc.DovecotSeparator {
+	case "", ".":
+	case "/":
+		sep = '/'
+	default:
+		return nil, fmt.Errorf("%s: dovecot_separator must be \".\" or \"/\", not %q", path, fc.DovecotSeparator)
+	}
+	c.sep = sep
 	names := make([]string, 0, len(fc.Folder))
 	for n := range fc.Folder {
 		names = append(names, n)
@@ -103,6 +178,24 @@ func loadConfig(path string, explicit bool) (*config, error) {
 		f := fc.Folder[n]
 		if err := validFolderName(n); err != nil {
 			return nil, fmt.Errorf("%s: [folder.%q]: %w", path, n, err)
+		}
+		if f.DovecotVirtual != "" {
+			if len(f.Mailboxes) > 0 || f.Query != "" {
+				return nil, fmt.Errorf("%s: [folder.%q]: dovecot_virtual replaces mailboxes and query; give one or the other", path, n)
+			}
+			p := expandHome(f.DovecotVirtual)
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(filepath.Dir(path), p)
+			}
+			vf, err := dovecotFolder(n, p, sep)
+			if err != nil {
+				return nil, err
+			}
+			if f.Save != "" {
+				vf.Save = f.Save
+			}
+			c.Folders = append(c.Folders, vf)
+			continue
 		}
 		if len(f.Mailboxes) == 0 {
 			f.Mailboxes = []string{"*"}

@@ -27,6 +27,7 @@ func defaultMaildir() string {
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", "[--config F] [MAILDIR]", "Validate the folder definitions and print each folder with the mailboxes it matches.\nMAILDIR defaults to the configuration's maildir, then $MAILDIR, then ~/Mail.", stderr)
 	cfgPath := fs.String("config", "", "configuration file (default $XDG_CONFIG_HOME/vmfs/config.toml)")
+	virtualDir := fs.String("virtual-dir", "", "load every DIR/<Name>/dovecot-virtual as a folder")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -40,6 +41,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := loadConfig(path, explicit)
 	if err != nil {
 		return err
+	}
+	if *virtualDir != "" {
+		if err := cfg.addVirtualDir(*virtualDir); err != nil {
+			return err
+		}
 	}
 	root := cfg.Maildir
 	if fs.NArg() == 1 {
@@ -57,14 +63,25 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		all = append(all, mb.Name)
 	}
 	for _, f := range cfg.Folders {
-		sel := vsync.Resolve(f.Mailboxes, all)
 		var names []string
-		for _, n := range all {
-			if sel[n] {
-				names = append(names, n)
+		q := f.Query
+		if f.Dovecot != nil {
+			sel := f.Dovecot.Assign(all)
+			for _, n := range all {
+				if r, ok := sel[n]; ok {
+					names = append(names, fmt.Sprintf("%s (rule %d)", n, r+1))
+				}
+			}
+			q = strings.Join(f.Dovecot.Rules, " | ")
+		} else {
+			sel := vsync.Resolve(f.Mailboxes, all)
+			for _, n := range all {
+				if sel[n] {
+					names = append(names, n)
+				}
 			}
 		}
-		fmt.Fprintf(stdout, "%s\t%s\t%s\n", f.Name, f.Query, strings.Join(names, ", "))
+		fmt.Fprintf(stdout, "%s\t%s\t%s\n", f.Name, q, strings.Join(names, ", "))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,5 +54,39 @@ func TestCommands(t *testing.T) {
 	}
 	if code, out, _ := runT(t, "version"); code != 0 || !strings.HasPrefix(out, "vmfs ") {
 		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestDovecotVirtualFolders(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mail")
+	runT(t, "demo", "-n", "100", dir)
+	vdir := t.TempDir()
+	os.MkdirAll(filepath.Join(vdir, "Mine"), 0o755)
+	os.MkdirAll(filepath.Join(vdir, "Lists", "Unread"), 0o755)
+	os.WriteFile(filepath.Join(vdir, "Mine", "dovecot-virtual"), []byte("INBOX\nSent\n  flagged\n\n-Trash\n*\n  unseen\n"), 0o644)
+	os.WriteFile(filepath.Join(vdir, "Lists", "Unread", "dovecot-virtual"), []byte("Lists.*\n  unseen\n"), 0o644)
+	code, out, errs := runT(t, "check", "--virtual-dir", vdir, dir)
+	if code != 0 {
+		t.Fatalf("check: %d %s", code, errs)
+	}
+	if !strings.Contains(out, "Lists/Unread\tunseen\tLists/dovecot (rule 1), Lists/go-nuts (rule 1)") {
+		t.Errorf("Lists/Unread:\n%s", out)
+	}
+	if !strings.Contains(out, "Mine\tflagged | unseen\t") || !strings.Contains(out, "INBOX (rule 1)") || !strings.Contains(out, "Work (rule 2)") || strings.Contains(out, "Trash (") {
+		t.Errorf("Mine:\n%s", out)
+	}
+	// A broken file: line and reason.
+	os.WriteFile(filepath.Join(vdir, "Mine", "dovecot-virtual"), []byte("  unseen\n"), 0o644)
+	code, _, errs = runT(t, "check", "--virtual-dir", vdir, dir)
+	if code != 1 || !strings.Contains(errs, "Mine/dovecot-virtual:1: search rule without a mailbox") {
+		t.Errorf("broken file: %d %s", code, errs)
+	}
+	// dovecot_virtual in the TOML configuration.
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(filepath.Join(filepath.Dir(cfg), "lists.virtual"), []byte("!Lists/saved\nLists/*\n  unseen\n"), 0o644)
+	os.WriteFile(cfg, []byte("dovecot_separator = \"/\"\n[folder.L]\ndovecot_virtual = \"lists.virtual\"\n"), 0o644)
+	code, out, errs = runT(t, "check", "--config", cfg, dir)
+	if code != 0 || !strings.Contains(out, "L\tunseen\tLists/dovecot (rule 1), Lists/go-nuts (rule 1)") {
+		t.Errorf("dovecot_virtual: %d %q %s", code, out, errs)
 	}
 }

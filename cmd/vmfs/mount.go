@@ -72,6 +72,7 @@ func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var o mountOpts
 	var opts optList
 	cfgPath := fs.String("config", "", "configuration file (default $XDG_CONFIG_HOME/vmfs/config.toml)")
+	virtualDir := fs.String("virtual-dir", "", "load every DIR/<Name>/dovecot-virtual as a folder")
 	fs.StringVar(&o.State, "state", "", "state directory (index and control files; default from the configuration, then ~/.local/state/vmfs)")
 	fs.StringVar(&o.Layout, "layout", "fs", "mount layout: fs (MOUNT/A/B/cur) or maildir++ (MOUNT/.A.B/cur)")
 	fs.Var(&opts, "o", "FUSE mount options: allow_other, default_permissions, ro")
@@ -87,6 +88,11 @@ func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := loadConfig(path, explicit)
 	if err != nil {
 		return err
+	}
+	if *virtualDir != "" {
+		if err := cfg.addVirtualDir(*virtualDir); err != nil {
+			return err
+		}
 	}
 	o.Folders, o.Linger = cfg.Folders, cfg.Linger
 	if o.State == "" {
