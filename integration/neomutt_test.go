@@ -64,7 +64,7 @@ func (s *tmuxSession) alive() bool {
 }
 
 // TestNeomuttReadsAVirtualFolder: open Unread in neomutt, read one
-// message, delete another, sync, quit; then check the backend.
+// message and flag it, delete another, sync, quit; then check the backend.
 func TestNeomuttReadsAVirtualFolder(t *testing.T) {
 	if _, err := exec.LookPath("neomutt"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -103,6 +103,8 @@ set index_format="%4C %-8.8Z %s"
 	time.Sleep(500 * time.Millisecond)
 	s.keys("q") // back to the index
 	time.Sleep(300 * time.Millisecond)
+	s.keys("F") // flag it
+	time.Sleep(200 * time.Millisecond)
 	s.keys("j", "d") // delete the second
 	time.Sleep(300 * time.Millisecond)
 	s.keys("$") // sync
@@ -133,6 +135,9 @@ set index_format="%4C %-8.8Z %s"
 			read++
 			if a.New {
 				t.Errorf("read message still in new/: %s", a.Path)
+			}
+			if !strings.Contains(a.Flags, "F") || strings.Contains(b.Flags, "F") {
+				t.Errorf("the read message was not flagged by neomutt: %s -> %s", b.Name, a.Name)
 			}
 		}
 	}
