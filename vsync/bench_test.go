@@ -166,3 +166,35 @@ func (r *strReader) Read(p []byte) (int, error) {
 }
 
 func stringsReader(s string) io.Reader { return &strReader{s} }
+
+// BenchmarkIncrementalOneFile is the watcher's path: one delivered file
+// named by its event, no directory listed.
+func BenchmarkIncrementalOneFile(b *testing.B) {
+	root := benchCorpus(b)
+	state := b.TempDir()
+	e, err := Open(state, Config{Root: root, Folders: benchFolders})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	e.Sync(context.Background())
+	var delivered []string
+	defer func() {
+		for _, p := range delivered {
+			os.Remove(p)
+		}
+	}()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		rel, err := maildir.Deliver(root, stringsReader("From: golang@x\nSubject: new\n\nbody\n"), "", false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		delivered = append(delivered, filepath.Join(root, rel))
+		b.StartTimer()
+		if err := e.FilesChanged(context.Background(), map[string][]string{root: {rel}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
