@@ -59,3 +59,16 @@ func TestLsAndExpunge(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestColdIndexProgress: a cold index of a few thousand messages reports
+// its progress (log lines when stderr is not a terminal).
+func TestColdIndexProgress(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mail")
+	if out, err := exec.Command(vmfsBin, "demo", "-n", "2500", root).CombinedOutput(); err != nil {
+		t.Fatalf("demo: %v %s", err, out)
+	}
+	m := mount(t, root)
+	if log := m.stderr.String(); !strings.Contains(log, "msg=indexing") || !strings.Contains(log, "total=2500") || !strings.Contains(log, "done=2500") {
+		t.Fatalf("no progress in the log:\n%s", log)
+	}
+}

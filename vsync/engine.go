@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"vmfs/index"
@@ -66,6 +67,9 @@ type Config struct {
 	// OnChange is called after a sync changed the listings of folders. It
 	// is never called with the engine's lock held.
 	OnChange func(folders []string)
+	// Progress, if set, is told every 200 ms how many of the new messages
+	// of a large sync (a cold index) have been read.
+	Progress func(done, total int)
 }
 
 // Entry is one message of a virtual folder's listing.
@@ -456,6 +460,30 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 	return nil
 }
 
+// progress reports, every 200 ms until stopped, how many of total new
+// messages have been read (only for syncs big enough to take a while).
+func (e *Engine) progress(total int, done *atomic.Int64) (stop func()) {
+	if e.cfg.Progress == nil || total < 2000 {
+		return func() {}
+	}
+	quit, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				e.cfg.Progress(int(done.Load()), total)
+				return
+			case <-t.C:
+				e.cfg.Progress(int(done.Load()), total)
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
+}
+
 type scanned struct {
 	name    string
 	state   *index.MailboxState
@@ -586,15 +614,18 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 
 	work := make(chan *job)
 	var wg sync.WaitGroup
+	var done atomic.Int64
 	for w := 0; w < max(2, runtime.NumCPU()); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range work {
 				j.out = extract(j.mb, j.e, j.base, needs, needsHash)
+				done.Add(1)
 			}
 		}()
 	}
+	stopProgress := e.progress(len(jobs), &done)
 	for _, j := range jobs {
 		if ctx.Err() != nil {
 			break
@@ -603,6 +634,7 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	}
 	close(work)
 	wg.Wait()
+	stopProgress()
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -144,8 +144,9 @@ func loadConfig(path string, explicit bool) (*config, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	data := string(b)
 	if und := md.Undecoded(); len(und) > 0 {
-		return nil, fmt.Errorf("%s: unknown key %q", path, und[0].String())
+		return nil, unknownKey(path, data, und[0])
 	}
 	if fc.Maildir != "" {
 		c.Maildir = expandHome(fc.Maildir)
@@ -156,7 +157,7 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	if fc.Linger != "" {
 		d, err := time.ParseDuration(fc.Linger)
 		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%s: linger: %q is not a duration like \"10m\" or \"30s\"", path, fc.Linger)
+			return nil, fmt.Errorf("%slinger: %q is not a duration like \"10m\" or \"30s\"", at(path, data, "linger"), fc.Linger)
 		}
 		c.Linger = d
 	}
@@ -166,7 +167,7 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	case "/":
 		sep = '/'
 	default:
-		return nil, fmt.Errorf("%s: dovecot_separator must be \".\" or \"/\", not %q", path, fc.DovecotSeparator)
+		return nil, fmt.Errorf("%sdovecot_separator must be \".\" or \"/\", not %q", at(path, data, "dovecot_separator"), fc.DovecotSeparator)
 	}
 	c.sep = sep
 	names := make([]string, 0, len(fc.Folder))
@@ -179,9 +180,14 @@ func loadConfig(path string, explicit bool) (*config, error) {
 		if err := validFolderName(n); err != nil {
 			return nil, fmt.Errorf("%s: [folder.%q]: %w", path, n, err)
 		}
+		for _, p := range f.Mailboxes {
+			if p == "" || p == "-" {
+				return nil, fmt.Errorf("%s[folder.%q] mailboxes: an empty mailbox pattern", at(path, data, "mailboxes", "folder", n), n)
+			}
+		}
 		if f.DovecotVirtual != "" {
 			if len(f.Mailboxes) > 0 || f.Query != "" {
-				return nil, fmt.Errorf("%s: [folder.%q]: dovecot_virtual replaces mailboxes and query; give one or the other", path, n)
+				return nil, fmt.Errorf("%s[folder.%q]: dovecot_virtual replaces mailboxes and query; give one or the other", at(path, data, "dovecot_virtual", "folder", n), n)
 			}
 			p := expandHome(f.DovecotVirtual)
 			if !filepath.IsAbs(p) {
@@ -201,7 +207,13 @@ func loadConfig(path string, explicit bool) (*config, error) {
 			f.Mailboxes = []string{"*"}
 		}
 		if _, err := query.Compile(f.Query); err != nil {
-			return nil, fmt.Errorf("%s: [folder.%q] query: %w", path, n, err)
+			var qe *query.Error
+			if l, c := keyPos(data, "query", "folder", n); l > 0 && errors.As(err, &qe) {
+				// Point at the error inside the query string (one-line
+				// strings: the value starts with its quote).
+				return nil, fmt.Errorf("%s:%d:%d: [folder.%q] query: %s", path, l, c+qe.Pos, n, qe.Msg)
+			}
+			return nil, fmt.Errorf("%s[folder.%q] query: %w", at(path, data, "query", "folder", n), n, err)
 		}
 		c.Folders = append(c.Folders, vsync.Folder{Name: n, Mailboxes: f.Mailboxes, Query: f.Query, Save: f.Save})
 	}

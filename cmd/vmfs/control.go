@@ -131,7 +131,7 @@ func rootAndConfig(cfgPath, maildirArg string) (*config, string, error) {
 
 func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ls", "[--config F] [--state D] [MAILDIR]",
-		"List the virtual folders with their message counts, from the running vmfs or from the index.", stderr)
+		"List the virtual folders with their message counts, from the running vmfs or from the index.\nExample: vmfs ls ~/Mail", stderr)
 	cfgPath := fs.String("config", "", "configuration file")
 	state := fs.String("state", "", "state directory")
 	if err := parseFlags(fs, args); err != nil {
@@ -164,7 +164,7 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func runExpunge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("expunge", "[--config F] [--state D] [--maildir M] FOLDER",
-		"Drop at once the messages of FOLDER that no longer match its query (they otherwise stay\nlisted until their linger ends), like reopening a mailbox in Dovecot.", stderr)
+		"Drop at once the messages of FOLDER that no longer match its query (they otherwise stay\nlisted until their linger ends), like reopening a mailbox in Dovecot.\nExample: vmfs expunge Unread", stderr)
 	cfgPath := fs.String("config", "", "configuration file")
 	state := fs.String("state", "", "state directory")
 	md := fs.String("maildir", "", "backend root (default from the configuration)")

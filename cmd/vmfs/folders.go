@@ -25,7 +25,7 @@ func defaultMaildir() string {
 }
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "[--config F] [MAILDIR]", "Validate the folder definitions and print each folder with the mailboxes it matches.\nMAILDIR defaults to the configuration's maildir, then $MAILDIR, then ~/Mail.", stderr)
+	fs := newFlags("check", "[--config F] [MAILDIR]", "Validate the folder definitions and print each folder with the mailboxes it matches.\nMAILDIR defaults to the configuration's maildir, then $MAILDIR, then ~/Mail.\nExample: vmfs check --virtual-dir ~/Mail/virtual ~/Mail", stderr)
 	cfgPath := fs.String("config", "", "configuration file (default $XDG_CONFIG_HOME/vmfs/config.toml)")
 	virtualDir := fs.String("virtual-dir", "", "load every DIR/<Name>/dovecot-virtual as a folder")
 	if err := parseFlags(fs, args); err != nil {
@@ -149,7 +149,7 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "[-n N] DIR", "Write a demo Maildir (Maildir++ layout, generated messages) into DIR.", stderr)
+	fs := newFlags("demo", "[-n N] DIR", "Write a demo Maildir (Maildir++ layout, generated messages) into DIR.\nExample: vmfs demo -n 2000 /tmp/demo-mail", stderr)
 	n := fs.Int("n", 500, "number of messages")
 	if err := parseFlags(fs, args); err != nil {
 		return err

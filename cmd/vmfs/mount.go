@@ -66,9 +66,12 @@ func (o *optList) Set(s string) error {
 
 func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("mount", "[options] [MAILDIR] MOUNTPOINT",
-		"Mount the virtual folders of MAILDIR (default $MAILDIR, then ~/Mail) on MOUNTPOINT and serve\n"+
-			"them in the foreground until unmounted (fusermount -u MOUNTPOINT) or interrupted.\n"+
-			"Example: vmfs mount ~/Mail ~/VMail", stderr)
+		"Mount the virtual folders of MAILDIR (default: the configuration's maildir, then $MAILDIR,\n"+
+			"then ~/Mail) on MOUNTPOINT and serve them in the foreground until unmounted\n"+
+			"(fusermount3 -u MOUNTPOINT) or interrupted.\n"+
+			"Examples:\n"+
+			"  vmfs mount ~/Mail ~/VMail\n"+
+			"  vmfs mount -o allow_other --virtual-dir ~/Mail/virtual ~/Mail ~/VMail", stderr)
 	var o mountOpts
 	var opts optList
 	cfgPath := fs.String("config", "", "configuration file (default $XDG_CONFIG_HOME/vmfs/config.toml)")
@@ -159,6 +162,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 				view.Changed(folders)
 			}
 		},
+		Progress: newProgress(stderr),
 	})
 	if errors.Is(err, index.ErrLocked) {
 		return fmt.Errorf("another vmfs is already serving %s (state directory %s is locked)", root, state)
