@@ -100,6 +100,10 @@ type Message struct {
 	ID         string
 	References []string
 	Headers    map[string][]string
+
+	// VName caches the message's virtual base name; the engine derives
+	// it and it is not stored.
+	VName string
 }
 
 func (m *Message) encode() []byte {

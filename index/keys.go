@@ -12,6 +12,7 @@ import (
 // a folder's members returns them in UID order.
 //
 //	'v'                                          → schema version (uint32)
+//	'g'                                          → generation (uint64), bumped by every commit
 //	'm' | len16 mailbox | mailbox | base         → Message
 //	'b' | mailbox                                → MailboxState
 //	'f' | folder                                 → FolderState

@@ -27,6 +27,7 @@ var ErrDamaged = errors.New("index damaged")
 type Store struct {
 	db  *badger.DB
 	dir string
+	gen uint64 // the generation of the last commit; the engine is the one writer
 }
 
 // Options tuned for a desktop daemon: Badger's defaults (5 × 64 MB
@@ -64,6 +65,9 @@ func Open(dir string) (*Store, error) {
 	}
 	s := &Store{db: db, dir: dir}
 	v, err := s.version()
+	if err == nil {
+		s.gen, err = s.generation()
+	}
 	switch {
 	case err != nil:
 		db.Close()
@@ -94,6 +98,7 @@ func openBadger(dir string) (db *badger.DB, err error) {
 // Only the index's own directory is touched.
 func Rebuild(dir string) (*Store, error) {
 	slog.Warn("rebuilding the index from the backend", "dir", dir)
+	os.Remove(dir + ".snapshot")
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("index: remove %s: %w", dir, err)
 	}
@@ -164,7 +169,7 @@ func (s *Store) Load() (*Snapshot, error) {
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			k := item.Key()
-			if len(k) == 0 || k[0] == pfxVersion || k[0] == pfxReverse {
+			if len(k) == 0 || k[0] == pfxVersion || k[0] == pfxReverse || k[0] == pfxGeneration {
 				continue // no value needed
 			}
 			err := item.Value(func(v []byte) error { return snap.add(k, v) })
@@ -182,7 +187,7 @@ func (s *Store) Load() (*Snapshot, error) {
 
 func (snap *Snapshot) add(k, v []byte) error {
 	switch k[0] {
-	case pfxVersion, pfxReverse:
+	case pfxVersion, pfxReverse, pfxGeneration:
 		return nil
 	case pfxMessage:
 		mb, base, err := parseMessageKey(k)
@@ -279,7 +284,13 @@ func (b *Batch) DeleteMember(folder string, m *Member) {
 
 // Commit writes the batch.
 func (b *Batch) Commit() error {
-	ops := b.ops
+	if len(b.ops) == 0 {
+		return nil
+	}
+	// Every change moves the generation on, which makes an older
+	// snapshot stale.
+	b.s.gen++
+	ops := append([]op{{generationKey(), binary.BigEndian.AppendUint64(nil, b.s.gen)}}, b.ops...)
 	b.ops = nil
 	for len(ops) > 0 {
 		n := 0

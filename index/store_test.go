@@ -174,3 +174,49 @@ func FuzzDecode(f *testing.F) {
 		_ = st.decode(b)
 	})
 }
+
+func TestSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	b.PutMessage(&Message{Mailbox: "INBOX", Base: "1.a", Name: "1.a:2,S", Headers: map[string][]string{"from": {"x"}}})
+	b.PutFolder("Unread", &FolderState{UIDValidity: 9, NextUID: 2})
+	b.PutMember("Unread", &Member{UID: 1, Mailbox: "INBOX", Base: "1.a"})
+	b.PutMailbox("INBOX", &MailboxState{Count: 1, Settled: true})
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := s.Load()
+	if err := s.SaveSnapshot(want); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, _ = Open(dir)
+	fast, err := s.readSnapshot()
+	if err != nil {
+		t.Fatalf("current snapshot not used: %v", err)
+	}
+	if !reflect.DeepEqual(fast, want) {
+		t.Fatalf("snapshot %+v != store %+v", fast, want)
+	}
+	// Any commit makes the snapshot stale; LoadFast then reads the keys.
+	b = s.NewBatch()
+	b.DeleteMessage("INBOX", "1.a")
+	b.Commit()
+	if _, err := s.readSnapshot(); err == nil {
+		t.Fatal("a stale snapshot was accepted")
+	}
+	snap, err := s.LoadFast()
+	if err != nil || len(snap.Messages["INBOX"]) != 0 {
+		t.Fatalf("LoadFast after a commit: %+v %v", snap.Messages, err)
+	}
+	// A garbage snapshot is ignored.
+	os.WriteFile(s.SnapshotFile(), []byte("vmfs-snapshot garbage"), 0o600)
+	if _, err := s.LoadFast(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}

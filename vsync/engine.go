@@ -184,7 +184,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, err := st.Load()
+	snap, err := st.LoadFast()
 	if err != nil {
 		slog.Error("index damaged; rebuilding from the backend", "err", err)
 		st.Close()
@@ -195,11 +195,15 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	}
 	e.store = st
 	e.msgs, e.mstate = snap.Messages, snap.Mailboxes
-	e.vnames = map[string]key{}
+	total := 0
+	for _, ms := range e.msgs {
+		total += len(ms)
+	}
+	e.vnames = make(map[string]key, total)
 	e.prev = map[key]string{}
 	for mb, ms := range e.msgs {
-		for base := range ms {
-			e.vnames[VirtualBase(mb, base)] = key{mb, base}
+		for base, m := range ms {
+			e.vnames[vname(m)] = key{mb, base}
 		}
 	}
 	b := st.NewBatch()
@@ -246,7 +250,30 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 }
 
 // Close flushes and closes the index.
-func (e *Engine) Close() error { return e.store.Close() }
+// Close writes a snapshot of the state for a fast next start, then
+// flushes and closes the index.
+func (e *Engine) Close() error {
+	e.op.Lock()
+	defer e.op.Unlock()
+	e.mu.Lock()
+	snap := &index.Snapshot{Messages: e.msgs, Mailboxes: e.mstate, Folders: map[string]*index.FolderState{}, Members: map[string][]*index.Member{}}
+	for name, f := range e.folders {
+		st := f.state
+		if f.rebuild {
+			st.DefHash = 0 // never evaluated under this definition: rebuild next time
+		}
+		snap.Folders[name] = &st
+		for _, m := range f.members {
+			snap.Members[name] = append(snap.Members[name], m)
+		}
+	}
+	err := e.store.SaveSnapshot(snap)
+	e.mu.Unlock()
+	if err != nil {
+		slog.Warn("snapshot not written; the next start reads the index key by key", "err", err)
+	}
+	return e.store.Close()
+}
 
 func unionNeeds(ns []query.Needs) (query.Needs, uint64) {
 	var u query.Needs
@@ -272,10 +299,28 @@ func unionNeeds(ns []query.Needs) (query.Needs, uint64) {
 	return u, h.Sum64()
 }
 
+// vbase32 is RFC 4648 base32 in lower case.
+var vbase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
 // VirtualBase returns the virtual base name of a backend message.
 func VirtualBase(mailbox, base string) string {
-	sum := sha256.Sum256([]byte(mailbox + "\x00" + base))
-	return "V" + strings.ToLower(base32.StdEncoding.EncodeToString(sum[:])[:26]) + ".vmfs"
+	buf := make([]byte, 0, len(mailbox)+1+len(base))
+	sum := sha256.Sum256(append(append(append(buf, mailbox...), 0), base...))
+	var out [32]byte
+	out[0] = 'V'
+	var enc [28]byte
+	vbase32.Encode(enc[:], sum[:17]) // the first 26 characters cover bits 0-129
+	copy(out[1:27], enc[:26])
+	copy(out[27:], ".vmfs")
+	return string(out[:])
+}
+
+// vname returns a message's virtual base name, computed once.
+func vname(m *index.Message) string {
+	if m.VName == "" {
+		m.VName = VirtualBase(m.Mailbox, m.Base)
+	}
+	return m.VName
 }
 
 // settleTime is how far a directory's mtime must lie before a scan for the
@@ -447,7 +492,7 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			e.msgs[j.mb.Name] = map[string]*index.Message{}
 		}
 		e.msgs[j.mb.Name][j.base] = j.out
-		e.vnames[VirtualBase(j.mb.Name, j.base)] = key{j.mb.Name, j.base}
+		e.vnames[vname(j.out)] = key{j.mb.Name, j.base}
 		batch.PutMessage(j.out)
 		changed[key{j.mb.Name, j.base}] = true
 	}
@@ -649,7 +694,7 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			e.msgs[j.mb.Name] = map[string]*index.Message{}
 		}
 		e.msgs[j.mb.Name][j.base] = j.out
-		e.vnames[VirtualBase(j.mb.Name, j.base)] = key{j.mb.Name, j.base}
+		e.vnames[vname(j.out)] = key{j.mb.Name, j.base}
 		batch.PutMessage(j.out)
 		changed[key{j.mb.Name, j.base}] = true
 	}

@@ -408,3 +408,22 @@ func TestTimeMovesFolders(t *testing.T) {
 		t.Fatal("YOUNGER kept the message after its linger")
 	}
 }
+
+func TestDefinitionChangeSurvivesCloseWithoutSync(t *testing.T) {
+	f := newFixture(t, 200)
+	e := f.open([]Folder{{Name: "X", Mailboxes: []string{"*"}, Query: "SEEN"}})
+	seen := len(f.list("X"))
+	e.Close()
+	// Opened with a new definition and closed again without a sync (as
+	// `vmfs ls` does): the next start must still rebuild the folder.
+	e2, err := Open(f.state, Config{Root: f.root, Folders: []Folder{{Name: "X", Mailboxes: []string{"*"}, Query: "UNSEEN"}}, Now: f.clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.Close()
+	f.open([]Folder{{Name: "X", Mailboxes: []string{"*"}, Query: "UNSEEN"}})
+	want := truth(t, f.root, func(mb, fl string) bool { return !strings.Contains(fl, "S") })
+	if got := paths(f.list("X")); strings.Join(got, ",") != strings.Join(want, ",") || len(got) == seen {
+		t.Fatalf("X has %d, truth %d (SEEN had %d)", len(got), len(want), seen)
+	}
+}

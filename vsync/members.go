@@ -2,7 +2,6 @@ package vsync
 
 import (
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -97,23 +96,42 @@ func (e *Engine) pathOf(m *index.Message) string {
 	if mb == nil {
 		return ""
 	}
-	sub := "cur"
 	if m.New {
-		sub = "new"
+		return mb.Path + "/new/" + m.Name
 	}
-	return filepath.Join(mb.Path, sub, m.Name)
+	return mb.Path + "/cur/" + m.Name
 }
 
 // entry is the listing entry of a member. e.mu must be held.
 func (e *Engine) entry(mem *index.Member, m *index.Message) Entry {
 	name := mem.Name
 	if name == "" {
-		name = VirtualBase(m.Mailbox, m.Base)
+		name = vname(m)
 	}
-	if n, err := maildir.ParseName(m.Name); err == nil && (n.HasInfo || n.Flags != "") {
-		name = maildir.Name{Base: name, Flags: n.Flags, Extra: n.Extra, HasInfo: true}.String()
+	if i := strings.LastIndexByte(m.Name, ':'); i > 0 {
+		info := m.Name[i+1:]
+		if normalInfo(info) {
+			name += ":" + info // the common case: already "2," + sorted flags
+		} else if n, err := maildir.ParseName(m.Name); err == nil {
+			name = maildir.Name{Base: name, Flags: n.Flags, Extra: n.Extra, HasInfo: true}.String()
+		}
 	}
 	return Entry{UID: mem.UID, Name: name, New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)}
+}
+
+// normalInfo reports whether an info part is "2," followed by flags in
+// strictly ascending order and nothing else.
+func normalInfo(info string) bool {
+	if len(info) < 2 || info[0] != '2' || info[1] != ',' {
+		return false
+	}
+	for i := 2; i < len(info); i++ {
+		c := info[i]
+		if c <= ' ' || c >= 0x7f || c == ',' || c == ':' || c == '/' || (i > 2 && c <= info[i-1]) {
+			return false
+		}
+	}
+	return true
 }
 
 // update recomputes the members of every folder for the changed messages

@@ -246,7 +246,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		e.msgs[save] = map[string]*index.Message{}
 	}
 	e.msgs[save][base] = m
-	e.vnames[VirtualBase(save, base)] = k
+	e.vnames[vname(m)] = k
 	b := e.store.NewBatch()
 	b.PutMessage(m)
 	touched := e.update(b, map[key]bool{k: true}, false)

@@ -1,0 +1,226 @@
+package index
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// A snapshot is the whole store in one file, written when vmfs stops
+// cleanly, so that the next start reads one file instead of walking every
+// key. It is used only if it was written at the store's current
+// generation (key 'g', bumped by every commit); otherwise, after a crash
+// say, the store is loaded key by key as before.
+//
+// File: "vmfs-snapshot" | schema uint32 | generation uint64 | records,
+// each: type byte | uvarint length | payload, ending with type 0.
+//
+//	'M': str mailbox | uvarint n, then n records 'm': str base | str VName | Message
+//	'b': str mailbox | MailboxState
+//	'f': str folder  | FolderState
+//	'u': str folder  | uvarint uid | Member
+const snapshotMagic = "vmfs-snapshot"
+
+const pfxGeneration = 'g'
+
+func generationKey() []byte { return []byte{pfxGeneration} }
+
+// SnapshotFile is where a store's snapshot lives.
+func (s *Store) SnapshotFile() string { return s.dir + ".snapshot" }
+
+func (s *Store) generation() (uint64, error) {
+	var g uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(generationKey())
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error {
+			if len(b) != 8 {
+				return errValue
+			}
+			g = binary.BigEndian.Uint64(b)
+			return nil
+		})
+	})
+	return g, err
+}
+
+// LoadFast loads the store from its snapshot when that is current, else
+// key by key (Load).
+func (s *Store) LoadFast() (*Snapshot, error) {
+	if snap, err := s.readSnapshot(); err == nil {
+		return snap, nil
+	}
+	return s.Load()
+}
+
+func (s *Store) readSnapshot() (*Snapshot, error) {
+	g, err := s.generation()
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(s.SnapshotFile())
+	if err != nil {
+		return nil, err
+	}
+	hdr := len(snapshotMagic) + 12
+	if len(data) < hdr || string(data[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, errValue
+	}
+	p := data[len(snapshotMagic):]
+	if binary.BigEndian.Uint32(p) != SchemaVersion || binary.BigEndian.Uint64(p[4:]) != g {
+		return nil, errors.New("snapshot is stale")
+	}
+	d := &dec{b: data[hdr:]}
+	snap := &Snapshot{
+		Messages:  map[string]map[string]*Message{},
+		Mailboxes: map[string]*MailboxState{},
+		Folders:   map[string]*FolderState{},
+		Members:   map[string][]*Member{},
+	}
+	for {
+		if len(d.b) == 0 {
+			return nil, errValue
+		}
+		typ := d.b[0]
+		d.b = d.b[1:]
+		if typ == 0 {
+			break
+		}
+		n := d.uvarint()
+		if d.err != nil || uint64(len(d.b)) < n {
+			return nil, errValue
+		}
+		rec := &dec{b: d.b[:n]}
+		d.b = d.b[n:]
+		name := rec.str()
+		switch typ {
+		case 'M':
+			count := rec.uvarint()
+			if rec.err != nil || count > uint64(len(d.b)) {
+				return nil, errValue
+			}
+			ms := make(map[string]*Message, count)
+			snap.Messages[name] = ms
+			for i := uint64(0); i < count; i++ {
+				if len(d.b) == 0 || d.b[0] != 'm' {
+					return nil, errValue
+				}
+				d.b = d.b[1:]
+				n := d.uvarint()
+				if d.err != nil || uint64(len(d.b)) < n {
+					return nil, errValue
+				}
+				r := &dec{b: d.b[:n]}
+				d.b = d.b[n:]
+				base, vn := r.str(), r.str()
+				m := &Message{Mailbox: name, Base: base, VName: vn}
+				if r.err != nil || m.decode(r.b) != nil {
+					return nil, errValue
+				}
+				ms[base] = m
+			}
+		case 'b':
+			st := &MailboxState{}
+			if rec.err != nil || st.decode(rec.b) != nil {
+				return nil, errValue
+			}
+			snap.Mailboxes[name] = st
+		case 'f':
+			st := &FolderState{}
+			if rec.err != nil || st.decode(rec.b) != nil {
+				return nil, errValue
+			}
+			snap.Folders[name] = st
+		case 'u':
+			uid := rec.uvarint()
+			m := &Member{UID: uint32(uid)}
+			if rec.err != nil || m.decode(rec.b) != nil {
+				return nil, errValue
+			}
+			snap.Members[name] = append(snap.Members[name], m)
+		default:
+			return nil, errValue
+		}
+	}
+	for _, ms := range snap.Members {
+		sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
+	}
+	return snap, nil
+}
+
+// SaveSnapshot writes snap as the store's snapshot at its current
+// generation (tmp file, fsync, rename). Call it when nothing else writes.
+func (s *Store) SaveSnapshot(snap *Snapshot) error {
+	g, err := s.generation()
+	if err != nil {
+		return err
+	}
+	tmp := s.SnapshotFile() + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	hdr := append([]byte(snapshotMagic), make([]byte, 12)...)
+	binary.BigEndian.PutUint32(hdr[len(snapshotMagic):], SchemaVersion)
+	binary.BigEndian.PutUint64(hdr[len(snapshotMagic)+4:], g)
+	w.Write(hdr)
+	rec := func(typ byte, payload []byte) {
+		w.WriteByte(typ)
+		w.Write(binary.AppendUvarint(nil, uint64(len(payload))))
+		w.Write(payload)
+	}
+	for mb, ms := range snap.Messages {
+		rec('M', enc(nil).str(mb).uvarint(uint64(len(ms))))
+		for base, m := range ms {
+			rec('m', append(enc(nil).str(base).str(m.VName), m.encode()...))
+		}
+	}
+	for mb, st := range snap.Mailboxes {
+		rec('b', append(enc(nil).str(mb), st.encode()...))
+	}
+	for name, st := range snap.Folders {
+		rec('f', append(enc(nil).str(name), st.encode()...))
+	}
+	for name, ms := range snap.Members {
+		for _, m := range ms {
+			rec('u', append(enc(nil).str(name).uvarint(uint64(m.UID)), m.encode()...))
+		}
+	}
+	w.WriteByte(0)
+	if err := w.Flush(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.SnapshotFile()); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(s.SnapshotFile())); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+var _ io.Writer = (*bufio.Writer)(nil)
