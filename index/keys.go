@@ -17,7 +17,8 @@ import (
 //	'b' | mailbox                                → MailboxState
 //	'f' | folder                                 → FolderState
 //	'u' | len16 folder | folder | uid32          → Member
-//	'r' | len16 folder | folder | len16 mailbox | mailbox | base → uid32
+//	'r' …                                        → no longer written (schema 1 wrote a
+//	                                               reverse member index); skipped on load
 const (
 	pfxVersion = 'v'
 	pfxMessage = 'm'
@@ -77,12 +78,6 @@ func memberKey(folder string, uid uint32) []byte {
 }
 
 func memberPrefix(folder string) []byte { return appendStr16([]byte{pfxMember}, folder) }
-
-func reverseKey(folder, mailbox, base string) []byte {
-	return append(appendStr16(appendStr16([]byte{pfxReverse}, folder), mailbox), base...)
-}
-
-func reversePrefix(folder string) []byte { return appendStr16([]byte{pfxReverse}, folder) }
 
 func parseMemberKey(k []byte) (folder string, uid uint32, err error) {
 	if len(k) < 1 || k[0] != pfxMember {

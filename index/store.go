@@ -273,13 +273,11 @@ func (b *Batch) DeleteFolder(name string) { b.del(folderKey(name)) }
 // PutMember records a member of a folder.
 func (b *Batch) PutMember(folder string, m *Member) {
 	b.set(memberKey(folder, m.UID), m.encode())
-	b.set(reverseKey(folder, m.Mailbox, m.Base), binary.BigEndian.AppendUint32(nil, m.UID))
 }
 
 // DeleteMember removes a member of a folder.
 func (b *Batch) DeleteMember(folder string, m *Member) {
 	b.del(memberKey(folder, m.UID))
-	b.del(reverseKey(folder, m.Mailbox, m.Base))
 }
 
 // Commit writes the batch.
