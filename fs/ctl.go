@@ -169,7 +169,7 @@ func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, syscall.EROFS
 	}
 	p := filepath.Join(n.path(), name)
-	fd, err := syscall.Open(p, int(flags)|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, mode&0o600|0o600)
+	fd, err := syscall.Open(p, int(flags)|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, mode&0o777) // the state dir is 0700: modes inside it expose nothing
 	if err != nil {
 		return nil, nil, 0, errnoOf(err)
 	}

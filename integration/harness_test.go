@@ -244,3 +244,5 @@ func hashOf(b []byte) string {
 	s := sha256.Sum256(b)
 	return fmt.Sprintf("%x", s[:])
 }
+
+func mkdirT(dir string) error { return os.Mkdir(dir, 0o700) }
