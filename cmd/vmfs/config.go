@@ -121,6 +121,25 @@ func expandHome(p string) string {
 	return p
 }
 
+// userConfig loads the configuration a command was given (--config, or
+// the default file if it exists) and the folders of --virtual-dir.
+func userConfig(cfgPath, virtualDir string) (*config, error) {
+	path, explicit := cfgPath, cfgPath != ""
+	if !explicit {
+		path = defaultConfigPath()
+	}
+	cfg, err := loadConfig(path, explicit)
+	if err != nil {
+		return nil, err
+	}
+	if virtualDir != "" {
+		if err := cfg.addVirtualDir(virtualDir); err != nil {
+			return nil, err
+		}
+	}
+	return cfg, nil
+}
+
 // loadConfig reads the configuration at path; explicit says whether the
 // user named it (then it must exist). Without a file the built-in folders
 // are used.

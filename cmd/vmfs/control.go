@@ -107,11 +107,7 @@ func control(ctx context.Context, cfg *config, root string, req controlRequest) 
 // rootAndConfig resolves the configuration and the backend root of the
 // ls and expunge commands.
 func rootAndConfig(cfgPath, maildirArg string) (*config, string, error) {
-	path, explicit := cfgPath, cfgPath != ""
-	if !explicit {
-		path = defaultConfigPath()
-	}
-	cfg, err := loadConfig(path, explicit)
+	cfg, err := userConfig(cfgPath, "")
 	if err != nil {
 		return nil, "", err
 	}

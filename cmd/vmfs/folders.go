@@ -34,18 +34,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 1 {
 		return usageErr("too many arguments")
 	}
-	path, explicit := *cfgPath, *cfgPath != ""
-	if !explicit {
-		path = defaultConfigPath()
-	}
-	cfg, err := loadConfig(path, explicit)
+	cfg, err := userConfig(*cfgPath, *virtualDir)
 	if err != nil {
 		return err
-	}
-	if *virtualDir != "" {
-		if err := cfg.addVirtualDir(*virtualDir); err != nil {
-			return err
-		}
 	}
 	root := cfg.Maildir
 	if fs.NArg() == 1 {

@@ -85,18 +85,9 @@ func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	path, explicit := *cfgPath, *cfgPath != ""
-	if !explicit {
-		path = defaultConfigPath()
-	}
-	cfg, err := loadConfig(path, explicit)
+	cfg, err := userConfig(*cfgPath, *virtualDir)
 	if err != nil {
 		return err
-	}
-	if *virtualDir != "" {
-		if err := cfg.addVirtualDir(*virtualDir); err != nil {
-			return err
-		}
 	}
 	o.Folders, o.Linger = cfg.Folders, cfg.Linger
 	if o.State == "" {
