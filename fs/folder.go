@@ -114,19 +114,30 @@ func (fd *folderDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno
 }
 
 func (fd *folderDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	return folderAttr(fd.root, fd.folder, out)
+}
+
+// Setattr accepts utime/touch of the folder (Dovecot touches directories).
+func (fd *folderDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return touchDir(in, func() syscall.Errno { return folderAttr(fd.root, fd.folder, out) })
+}
+
+// folderAttr is the attributes of a folder's directories: its mtime moves
+// with every change of its listings.
+func folderAttr(r *Root, folder string, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = 0o700
-	setTime(&out.Attr, fd.root.mtime(fd.folder))
+	setTime(&out.Attr, r.mtime(folder))
 	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
 	out.Nlink = 2
 	return 0
 }
 
-// Setattr accepts utime/touch of the folder (Dovecot touches directories).
-func (fd *folderDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+// touchDir accepts utime/touch of a folder directory and refuses a size.
+func touchDir(in *fuse.SetAttrIn, attr func() syscall.Errno) syscall.Errno {
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
 	}
-	return fd.Getattr(ctx, fh, out)
+	return attr()
 }
 
 func (fd *folderDir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
@@ -191,19 +202,12 @@ func (d *msgDir) eng() Engine    { return d.fd.root.eng }
 func (d *msgDir) folder() string { return d.fd.folder }
 
 func (d *msgDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = 0o700
-	setTime(&out.Attr, d.fd.root.mtime(d.folder()))
-	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
-	out.Nlink = 2
-	return 0
+	return folderAttr(d.fd.root, d.folder(), out)
 }
 
 // Setattr accepts utime/touch.
 func (d *msgDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if _, ok := in.GetSize(); ok {
-		return syscall.EISDIR
-	}
-	return d.Getattr(ctx, fh, out)
+	return touchDir(in, func() syscall.Errno { return folderAttr(d.fd.root, d.folder(), out) })
 }
 
 // Readdir lists the folder's messages in UID order; the entries are kept
