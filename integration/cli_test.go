@@ -72,3 +72,30 @@ func TestColdIndexProgress(t *testing.T) {
 		t.Fatalf("no progress in the log:\n%s", log)
 	}
 }
+
+// TestReadOnlyMount: -o ro shows the folders and refuses every change.
+func TestReadOnlyMount(t *testing.T) {
+	root := genBackend(t, 30)
+	before := len(backend(t, root))
+	m := mount(t, root, "-o", "ro")
+	cur := names(t, m.path("Unread", "cur"))
+	if len(cur) == 0 {
+		t.Fatal("empty Unread")
+	}
+	p := m.path("Unread", "cur", cur[0])
+	if _, err := os.ReadFile(p); err != nil {
+		t.Fatalf("read on a read-only mount: %v", err)
+	}
+	if err := os.Rename(p, p+"S"); err == nil {
+		t.Error("rename succeeded on a read-only mount")
+	}
+	if err := os.Remove(p); err == nil {
+		t.Error("unlink succeeded on a read-only mount")
+	}
+	if err := os.WriteFile(m.path("Unread", "tmp", "x"), []byte("x"), 0o600); err == nil {
+		t.Error("create succeeded on a read-only mount")
+	}
+	if after := len(backend(t, root)); after != before {
+		t.Fatalf("backend changed: %d -> %d", before, after)
+	}
+}
