@@ -52,7 +52,11 @@ func TestKill9DuringRenames(t *testing.T) {
 	renamed := <-done
 	<-m.exited
 	m.exited <- nil
-	// The dead mount answers ENOTCONN until it is unmounted.
+	// The dead mount answers ENOTCONN until it is unmounted; vmfs says so.
+	out, err := exec.Command(vmfsBin, "mount", "--state", m.state, root, m.mnt).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "run fusermount3 -u") {
+		t.Errorf("mount over the dead mount: %v %s", err, out)
+	}
 	if out, err := exec.Command("fusermount3", "-u", m.mnt).CombinedOutput(); err != nil {
 		if out2, err2 := exec.Command("umount", "-l", m.mnt).CombinedOutput(); err2 != nil {
 			t.Fatalf("unmount the dead mount: %v %s / %v %s", err, out, err2, out2)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -125,7 +126,9 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
 		return fmt.Errorf("backend %s is not a directory", root)
 	}
-	if fi, err := os.Stat(mnt); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(mnt); errors.Is(err, syscall.ENOTCONN) {
+		return fmt.Errorf("mount point %s is a dead FUSE mount (its daemon exited): run fusermount3 -u %s first", mnt, mnt)
+	} else if err != nil || !fi.IsDir() {
 		return fmt.Errorf("mount point %s is not a directory", mnt)
 	}
 	if r, err := filepath.EvalSymlinks(root); err == nil {
@@ -193,6 +196,10 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 
 	start := time.Now()
 	if err := eng.Sync(ctx); err != nil {
+		if ctx.Err() != nil {
+			slog.Info("interrupted before mounting; the index keeps what was done")
+			return nil
+		}
 		return fmt.Errorf("index %s: %w", root, err)
 	}
 	slog.Info("index ready", "backend", root, "took", time.Since(start).Round(time.Millisecond))

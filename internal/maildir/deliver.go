@@ -97,13 +97,19 @@ func Rename(from, to string) error {
 	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
 		// A file system without RENAME_NOREPLACE: link + unlink keeps
 		// the no-replace guarantee.
-		if err := os.Link(from, to); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("rename %s: %w", to, ErrExist)
-			}
-			return err
+		lerr := os.Link(from, to)
+		if lerr == nil {
+			return os.Remove(from)
 		}
-		return os.Remove(from)
+		if errors.Is(lerr, os.ErrExist) {
+			return fmt.Errorf("rename %s: %w", to, ErrExist)
+		}
+		// No hard links either (FAT, some network file systems): check,
+		// then rename; the window between the two is as small as it gets.
+		if _, serr := os.Lstat(to); serr == nil {
+			return fmt.Errorf("rename %s: %w", to, ErrExist)
+		}
+		return os.Rename(from, to)
 	}
 	return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 }
