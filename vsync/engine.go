@@ -132,6 +132,8 @@ type Engine struct {
 	// prev holds each renamed message's previous file name, so that a
 	// client acting on a name it listed before the rename still finds it.
 	prev map[key]string
+	// qcache holds, during one update, what queries see of each message.
+	qcache map[*index.Message]*query.Msg
 }
 
 // Open loads the index in stateDir (rebuilding it if damaged) and compiles
@@ -660,7 +662,9 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	work := make(chan *job)
 	var wg sync.WaitGroup
 	var done atomic.Int64
-	for w := 0; w < max(2, runtime.NumCPU()); w++ {
+	// Reading files is mostly waiting for the disk: more workers than
+	// cores keep it busy on a cold cache.
+	for w := 0; w < max(8, 4*runtime.NumCPU()); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

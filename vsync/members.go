@@ -138,6 +138,10 @@ func normalInfo(info string) bool {
 // (all messages when all is set or a folder needs a full pass) and returns
 // the folders whose listings changed. e.mu must be held.
 func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string {
+	// What a query sees of a message is built once per update, however
+	// many folders look at it.
+	e.qcache = map[*index.Message]*query.Msg{}
+	defer func() { e.qcache = nil }()
 	now := e.cfg.Now()
 	var names []string
 	for n := range e.mailboxes {
@@ -200,7 +204,12 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 			continue
 		}
 		msgs, keys = append(msgs, m), append(keys, k)
-		qms = append(qms, e.msgOf(m))
+		qm := e.qcache[m]
+		if qm == nil {
+			qm = e.msgOf(m)
+			e.qcache[m] = qm
+		}
+		qms = append(qms, qm)
 	}
 	res := make([]bool, len(qms))
 	if f.threads() {
@@ -322,6 +331,8 @@ func (e *Engine) Tick() error {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.mu.Lock()
+	e.qcache = map[*index.Message]*query.Msg{}
+	defer func() { e.qcache = nil }()
 	b := e.store.NewBatch()
 	now := e.cfg.Now()
 	var touched []string
