@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -97,7 +96,6 @@ func openBadger(dir string) (db *badger.DB, err error) {
 // Rebuild removes a damaged store's files from dir and opens an empty one.
 // Only the index's own directory is touched.
 func Rebuild(dir string) (*Store, error) {
-	slog.Warn("rebuilding the index from the backend", "dir", dir)
 	os.Remove(dir + ".snapshot")
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("index: remove %s: %w", dir, err)

@@ -112,3 +112,101 @@ func TestKill9DuringRenames(t *testing.T) {
 		return ""
 	})
 }
+
+// TestCrashBetweenRenameAndCommit: vmfs dies right after renaming a backend
+// file for a client and before its index records it. After a restart the
+// message is found under its new name, once, with its old virtual name.
+func TestCrashBetweenRenameAndCommit(t *testing.T) {
+	root := genBackend(t, 50)
+	m := mount(t, root)
+	name := names(t, m.path("Unread", "cur"))[0]
+	content := hashFile(t, m.path("Unread", "cur", name))
+	m.unmount()
+	os.Setenv("VMFS_TEST_CRASH", "after-rename")
+	m.start()
+	os.Unsetenv("VMFS_TEST_CRASH")
+	nm, _ := maildir.ParseName(name)
+	nm.Flags = maildir.SetFlags(nm.Flags, "S", "")
+	err := os.Rename(m.path("Unread", "cur", name), m.path("Unread", "cur", nm.String()))
+	if err == nil {
+		t.Fatal("the crash point was not reached")
+	}
+	<-m.exited
+	m.exited <- nil
+	exec.Command("fusermount3", "-u", m.mnt).Run()
+	exec.Command("umount", "-l", m.mnt).Run()
+	// The backend did the rename; nothing else changed.
+	found := 0
+	for _, b := range backend(t, root) {
+		if hashFile(t, b.Path) == content {
+			found++
+			if !strings.Contains(b.Flags, "S") {
+				t.Errorf("backend file %s lacks the S flag", b.Path)
+			}
+		}
+	}
+	if found != 1 {
+		t.Fatalf("the message is in the backend %d times", found)
+	}
+	m.start()
+	// Still listed (lingering, seen) under the same virtual base name.
+	eventually(t, 5*time.Second, func() string {
+		for _, n := range names(t, m.path("Unread", "cur")) {
+			if maildir.BaseOf(n) == maildir.BaseOf(name) {
+				if !strings.HasSuffix(n, "S") {
+					return "listed without its new flag: " + n
+				}
+				return ""
+			}
+		}
+		return "the message lost its place in Unread after the crash"
+	})
+}
+
+// TestDamagedStateDir: garbage in the index files makes vmfs log once,
+// rebuild from the backend, and touch no backend file.
+func TestDamagedStateDir(t *testing.T) {
+	root := genBackend(t, 80)
+	m := mount(t, root)
+	want := len(names(t, m.path("Unread", "cur"))) + len(names(t, m.path("Unread", "new")))
+	m.unmount()
+	before := map[string]string{}
+	for _, b := range backend(t, root) {
+		before[b.Path] = hashFile(t, b.Path)
+	}
+	files, _ := filepath.Glob(filepath.Join(m.state, "*", "index", "*"))
+	if len(files) == 0 {
+		t.Fatal("no index files")
+	}
+	for i, f := range files {
+		switch i % 3 {
+		case 0:
+			os.WriteFile(f, []byte("random bytes \x00\xff"), 0o600)
+		case 1:
+			os.Truncate(f, 7)
+		default:
+			os.Remove(f)
+		}
+	}
+	snaps, _ := filepath.Glob(filepath.Join(m.state, "*", "index.snapshot"))
+	for _, s := range snaps {
+		os.WriteFile(s, []byte("vmfs-snapshot\x00\x00\x00\x01garbage"), 0o600)
+	}
+	m.start()
+	got := len(names(t, m.path("Unread", "cur"))) + len(names(t, m.path("Unread", "new")))
+	if got != want {
+		t.Fatalf("after the rebuild Unread has %d, want %d", got, want)
+	}
+	if n := strings.Count(m.stderr.String(), "level=ERROR"); n != 1 {
+		t.Errorf("the damage was logged %d times:\n%s", n, m.stderr)
+	}
+	after := backend(t, root)
+	if len(after) != len(before) {
+		t.Fatalf("backend %d -> %d messages", len(before), len(after))
+	}
+	for _, b := range after {
+		if before[b.Path] != hashFile(t, b.Path) {
+			t.Fatalf("backend file %s changed", b.Path)
+		}
+	}
+}

@@ -6,12 +6,23 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"vmfs/index"
 	"vmfs/internal/maildir"
 )
+
+// crashPoint kills the process at a named point when VMFS_TEST_CRASH
+// names it: the reliability tests use it to crash between a backend
+// change and its index commit. It does nothing otherwise.
+func crashPoint(name string) {
+	if os.Getenv("VMFS_TEST_CRASH") == name {
+		slog.Error("test crash point reached", "point", name)
+		os.Exit(137)
+	}
+}
 
 // ErrNoSave is returned by Deliver for a folder without a save mailbox.
 var ErrNoSave = errors.New("folder has no save mailbox")
@@ -109,6 +120,7 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname, flags string, 
 	if err := renameMsg(mb.Path, k.base, src, dst); err != nil {
 		return Entry{}, err
 	}
+	crashPoint("after-rename")
 
 	e.mu.Lock()
 	e.prev[k] = m.Name
