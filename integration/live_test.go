@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -202,5 +203,85 @@ func TestForcedOverflow(t *testing.T) {
 	})
 	if !strings.Contains(m.stderr.String(), "events lost") {
 		t.Errorf("the queue did not overflow; the test did not test recovery:\n%s", m.stderr.String())
+	}
+}
+
+// TestRenamesDuringListings: 10,000 backend flag renames while a reader
+// lists the folder: no listing shows a message twice, and the final
+// listing has every message once with its final flags.
+func TestRenamesDuringListings(t *testing.T) {
+	root := genBackend(t, 200)
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte("[folder.All]\nquery = \"ALL\"\n"), 0o644)
+	m := mount(t, root, "--config", cfg)
+	total := len(backend(t, root))
+	var stop atomic.Bool
+	var dup atomic.Value
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			for _, d := range []string{m.path("All", "cur"), m.path("All", "new")} {
+				seen := map[string]bool{}
+				for _, n := range names(t, d) {
+					b := maildir.BaseOf(n)
+					if seen[b] {
+						dup.Store("listing of " + d + " shows " + b + " twice")
+					}
+					seen[b] = true
+				}
+			}
+		}
+	}()
+	r := rand.New(rand.NewSource(3))
+	msgs := backend(t, root)
+	cur := map[int]string{} // index → current path
+	for i, b := range msgs {
+		cur[i] = b.Path
+	}
+	for k := 0; k < 10000; k++ {
+		i := r.Intn(len(msgs))
+		p := cur[i]
+		n, _ := maildir.ParseName(filepath.Base(p))
+		flag := string("FRST"[r.Intn(4)])
+		if strings.Contains(n.Flags, flag) {
+			n.Flags = maildir.SetFlags(n.Flags, "", flag)
+		} else {
+			n.Flags = maildir.SetFlags(n.Flags, flag, "")
+		}
+		n.HasInfo = true
+		np := filepath.Join(filepath.Dir(filepath.Dir(p)), "cur", n.String())
+		if err := os.Rename(p, np); err != nil {
+			t.Fatal(err)
+		}
+		cur[i] = np
+	}
+	eventually(t, 10*time.Second, func() string {
+		all := append(names(t, m.path("All", "cur")), names(t, m.path("All", "new"))...)
+		if len(all) != total {
+			return fmt.Sprintf("All lists %d, want %d", len(all), total)
+		}
+		if got := len(names(t, m.path("All", "new"))); got != 0 {
+			return fmt.Sprintf("%d messages still in new/", got)
+		}
+		return ""
+	})
+	stop.Store(true)
+	wg.Wait()
+	if d := dup.Load(); d != nil {
+		t.Fatal(d)
+	}
+	// Every backend file's flags are what the mount shows.
+	flagsByContent := map[string]string{}
+	for _, p := range cur {
+		n, _ := maildir.ParseName(filepath.Base(p))
+		flagsByContent[hashFile(t, p)] = n.Flags
+	}
+	for _, n := range names(t, m.path("All", "cur")) {
+		vn, _ := maildir.ParseName(n)
+		if f := flagsByContent[hashFile(t, m.path("All", "cur", n))]; f != vn.Flags {
+			t.Fatalf("%s shows flags %q, the backend has %q", n, vn.Flags, f)
+		}
 	}
 }

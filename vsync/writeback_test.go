@@ -157,3 +157,26 @@ func TestDeliver(t *testing.T) {
 		t.Fatalf("after restart: %+v", l)
 	}
 }
+
+func TestDeleteOfAMessageRenamedMeanwhile(t *testing.T) {
+	f := newFixture(t, 0)
+	writeMsg(t, filepath.Join(f.root, "cur", "1.a:2,"), "Subject: a\n\nx\n")
+	writeMsg(t, filepath.Join(f.root, "cur", "2.b:2,"), "Subject: b\n\nx\n")
+	os.MkdirAll(filepath.Join(f.root, "new"), 0o755)
+	e := f.open(DefaultFolders())
+	var target Entry
+	for _, x := range f.list("Unread") {
+		if strings.HasSuffix(x.Path, "1.a:2,") {
+			target = x
+		}
+	}
+	// Another program renames it before vmfs deletes it.
+	os.Rename(filepath.Join(f.root, "cur", "1.a:2,"), filepath.Join(f.root, "cur", "1.a:2,R"))
+	if err := e.Delete(context.Background(), "Unread", target.Name); err != nil {
+		t.Fatal(err)
+	}
+	files := backendFiles(t, f.root)
+	if len(files) != 1 || !files["cur/2.b:2,"] {
+		t.Fatalf("after deleting a renamed message: %v", files)
+	}
+}
