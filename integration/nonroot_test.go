@@ -124,3 +124,43 @@ func TestNonRootMount(t *testing.T) {
 	}
 	t.Error("the renamed message is gone from the backend")
 }
+
+// TestAccessOptions: with allow_other another user may read the mount;
+// adding default_permissions makes the kernel apply the modes (0700
+// directories of the mounting user), so that user is refused. The state
+// directory is 0700.
+func TestAccessOptions(t *testing.T) {
+	requireFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to act as a second user")
+	}
+	top, _ := os.MkdirTemp("", "vmfs-access")
+	t.Cleanup(func() { os.RemoveAll(top) })
+	os.Chmod(top, 0o755)
+	root := filepath.Join(top, "mail")
+	if out, err := exec.Command(vmfsBin, "demo", "-n", "30", root).CombinedOutput(); err != nil {
+		t.Fatalf("demo: %v %s", err, out)
+	}
+	for _, tc := range []struct {
+		opts string
+		ok   bool
+	}{
+		{"allow_other", true},
+		{"allow_other,default_permissions", false},
+	} {
+		m := mount(t, root, "-o", tc.opts)
+		os.Chmod(filepath.Dir(m.mnt), 0o755)
+		err := asNobody("ls", m.path("Unread", "cur")).Run()
+		if (err == nil) != tc.ok {
+			t.Errorf("-o %s: another user's ls: %v, want allowed=%v", tc.opts, err, tc.ok)
+		}
+		m.unmount()
+		var st syscall.Stat_t
+		dirs, _ := filepath.Glob(filepath.Join(m.state, "*"))
+		for _, d := range append(dirs, filepath.Join(dirs[0], "folders")) {
+			if err := syscall.Stat(d, &st); err != nil || st.Mode&0o077 != 0 {
+				t.Errorf("%s: mode %o, want no access for others", d, st.Mode&0o777)
+			}
+		}
+	}
+}
