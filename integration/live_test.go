@@ -285,3 +285,40 @@ func TestRenamesDuringListings(t *testing.T) {
 		}
 	}
 }
+
+// TestOutOfWatches: when inotify watches run out, vmfs says so loudly and
+// polls the rest; changes there still show.
+func TestOutOfWatches(t *testing.T) {
+	root := genBackend(t, 100)
+	os.Setenv("VMFS_TEST_MAX_WATCHES", "4")
+	m := mount(t, root)
+	os.Unsetenv("VMFS_TEST_MAX_WATCHES")
+	eventually(t, 5*time.Second, func() string {
+		if !strings.Contains(m.stderr.String(), "out of inotify watches") {
+			return "no loud log line about the watch limit"
+		}
+		return ""
+	})
+	// Deliver into every mailbox: the watched and the polled ones.
+	before := len(names(t, m.path("Unread", "new")))
+	n := 0
+	deliveredTo := map[string]bool{}
+	for _, b := range backend(t, root) {
+		dir := filepath.Dir(filepath.Dir(b.Path))
+		if b.Mailbox == "Trash" || b.Mailbox == "Junk" {
+			continue
+		}
+		if deliveredTo[dir] {
+			continue
+		}
+		deliveredTo[dir] = true
+		quickDeliver(t, dir, "Subject: polled\n\nx\n")
+		n++
+	}
+	eventually(t, 10*time.Second, func() string {
+		if got := len(names(t, m.path("Unread", "new"))); got != before+n {
+			return fmt.Sprintf("Unread/new has %d, want %d", got, before+n)
+		}
+		return ""
+	})
+}

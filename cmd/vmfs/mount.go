@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -170,7 +171,11 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	// set before the first sync, so that nothing that happens from then on
 	// is missed.
 	wctx, stopWatch := context.WithCancel(ctx)
-	w, err := watch.New(root, watch.Options{}, func(b watch.Batch) {
+	wopts := watch.Options{}
+	if n, err := strconv.Atoi(os.Getenv("VMFS_TEST_MAX_WATCHES")); err == nil {
+		wopts.MaxWatches = n // a test hook: run out of inotify watches early
+	}
+	w, err := watch.New(root, wopts, func(b watch.Batch) {
 		var err error
 		if b.Rescan || b.Tree {
 			err = eng.Sync(wctx)
