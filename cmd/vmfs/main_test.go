@@ -90,3 +90,38 @@ func TestDovecotVirtualFolders(t *testing.T) {
 		t.Errorf("dovecot_virtual: %d %q %s", code, out, errs)
 	}
 }
+
+func TestHostileConfig(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mail")
+	runT(t, "demo", "-n", "20", dir)
+	for _, tc := range []struct{ toml, want string }{
+		{"[folder.\"..\"]\nquery = \"ALL\"\n", `folder name component ".." is not allowed`},
+		{"[folder.\"a/../b\"]\nquery = \"ALL\"\n", `folder name component ".." is not allowed`},
+		{"[folder.\"/abs\"]\nquery = \"ALL\"\n", "must not be empty or start or end with '/'"},
+		{"[folder.\"trail/\"]\nquery = \"ALL\"\n", "must not be empty or start or end with '/'"},
+		{"[folder.\"\"]\nquery = \"ALL\"\n", "must not be empty"},
+		{"[folder.\"a/cur\"]\nquery = \"ALL\"\n", `"cur" would clash with a Maildir directory`},
+		{"[folder.\".hidden\"]\nquery = \"ALL\"\n", `".hidden" is not allowed`},
+		{"[folder.A]\nquery = \"ALL\"\n[folder.A]\nquery = \"SEEN\"\n", "config.toml:3:"},
+		{"[folder.A]\nmailboxes = [\"\"]\nquery = \"ALL\"\n", "an empty mailbox pattern"},
+		{"linger = \"soon\"\n", `config.toml:1:10: linger: "soon" is not a duration`},
+		{"dovecot_separator = \":\"\n", "dovecot_separator must be"},
+		{"[folder.A]\nquery = \"ALL\"\ndovecot_virtual = \"x\"\n", "dovecot_virtual replaces mailboxes and query"},
+	} {
+		cfg := filepath.Join(t.TempDir(), "config.toml")
+		os.WriteFile(cfg, []byte(tc.toml), 0o644)
+		code, _, errs := runT(t, "check", "--config", cfg, dir)
+		if code == 0 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%q: exit %d, %q; want %q", tc.toml, code, errs, tc.want)
+		}
+	}
+	// The same name from the configuration and from --virtual-dir.
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte("[folder.Mine]\nquery = \"ALL\"\n"), 0o644)
+	vdir := t.TempDir()
+	os.MkdirAll(filepath.Join(vdir, "Mine"), 0o755)
+	os.WriteFile(filepath.Join(vdir, "Mine", "dovecot-virtual"), []byte("*\n  all\n"), 0o644)
+	if code, _, errs := runT(t, "check", "--config", cfg, "--virtual-dir", vdir, dir); code == 0 || !strings.Contains(errs, `folder "Mine" is defined twice`) {
+		t.Errorf("duplicate folder: %d %q", code, errs)
+	}
+}
