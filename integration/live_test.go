@@ -322,3 +322,46 @@ func TestOutOfWatches(t *testing.T) {
 		return ""
 	})
 }
+
+// TestMailboxDeletedAndRecreated: a mailbox removed from the backend leaves
+// every folder; created again with other mail, it is watched again.
+func TestMailboxDeletedAndRecreated(t *testing.T) {
+	root := emptyBackend(t, ".Work")
+	m := mount(t, root)
+	work := filepath.Join(root, ".Work")
+	for i := 0; i < 5; i++ {
+		quickDeliver(t, work, fmt.Sprintf("Subject: w%d\n\nx\n", i))
+	}
+	eventually(t, 2*time.Second, func() string {
+		if n := len(names(t, m.path("Unread", "new"))); n != 5 {
+			return fmt.Sprintf("Unread has %d, want 5", n)
+		}
+		return ""
+	})
+	os.RemoveAll(work)
+	eventually(t, 2*time.Second, func() string {
+		if n := len(names(t, m.path("Unread", "new"))); n != 0 {
+			return fmt.Sprintf("after removing the mailbox Unread has %d", n)
+		}
+		return ""
+	})
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(work, s), 0o755)
+	}
+	time.Sleep(100 * time.Millisecond)
+	quickDeliver(t, work, "Subject: again\n\nx\n")
+	eventually(t, 3*time.Second, func() string {
+		if n := len(names(t, m.path("Unread", "new"))); n != 1 {
+			return fmt.Sprintf("the recreated mailbox: Unread has %d, want 1", n)
+		}
+		return ""
+	})
+	// And it is watched: one more delivery shows at once.
+	quickDeliver(t, work, "Subject: more\n\nx\n")
+	eventually(t, time.Second, func() string {
+		if n := len(names(t, m.path("Unread", "new"))); n != 2 {
+			return fmt.Sprintf("Unread has %d, want 2", n)
+		}
+		return ""
+	})
+}
