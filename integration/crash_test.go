@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"vmfs/internal/corpus"
 	"vmfs/internal/maildir"
 )
 
@@ -208,5 +210,56 @@ func TestDamagedStateDir(t *testing.T) {
 		if before[b.Path] != hashFile(t, b.Path) {
 			t.Fatalf("backend file %s changed", b.Path)
 		}
+	}
+}
+
+// TestKill9DuringColdIndex: vmfs is killed while it builds the index of
+// 50,000 messages; started again, it finishes the index and Unread is
+// exact.
+func TestKill9DuringColdIndex(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mail")
+	if _, err := corpus.Generate(root, corpus.Options{Messages: 50000, Mailboxes: 20, Seed: 13, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	requireFUSE(t)
+	m := &mounted{t: t, mnt: t.TempDir(), state: t.TempDir(), backend: root, xdg: t.TempDir()}
+	m.stderr, m.exited = &bytes.Buffer{}, make(chan error, 1)
+	m.cmd = exec.Command(vmfsBin, "mount", "--state", m.state, root, m.mnt)
+	m.cmd.Stderr = m.stderr
+	m.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+m.xdg)
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { m.exited <- m.cmd.Wait() }()
+	// Kill it once the index is under way.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(m.stderr.String(), "msg=indexing") && !isMounted(m.mnt) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress:\n%s", m.stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	m.cmd.Process.Signal(syscall.SIGKILL)
+	<-m.exited
+	if isMounted(m.mnt) {
+		exec.Command("fusermount3", "-u", m.mnt).Run()
+	}
+	t.Cleanup(m.unmount)
+	m.start()
+	want := unreadTruth(t, root)
+	got := 0
+	seen := map[string]bool{}
+	for _, sub := range []string{"new", "cur"} {
+		for _, n := range names(t, m.path("Unread", sub)) {
+			b := maildir.BaseOf(n)
+			if seen[b] {
+				t.Fatalf("%s listed twice", b)
+			}
+			seen[b] = true
+			got++
+		}
+	}
+	if got != len(want) {
+		t.Fatalf("after the crash and restart Unread has %d, the backend %d unseen", got, len(want))
 	}
 }
