@@ -427,3 +427,34 @@ func TestDefinitionChangeSurvivesCloseWithoutSync(t *testing.T) {
 		t.Fatalf("X has %d, truth %d (SEEN had %d)", len(got), len(want), seen)
 	}
 }
+
+func TestMailboxVanishingDuringScan(t *testing.T) {
+	f := newFixture(t, 0)
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(f.root, s), 0o755)
+		os.MkdirAll(filepath.Join(f.root, ".Gone", s), 0o755)
+	}
+	writeMsg(t, filepath.Join(f.root, ".Gone", "cur", "1.a:2,"), "Subject: a\n\nx\n")
+	writeMsg(t, filepath.Join(f.root, "cur", "2.b:2,"), "Subject: b\n\nx\n")
+	e := f.open(DefaultFolders())
+	if len(f.list("Unread")) != 2 {
+		t.Fatal("setup")
+	}
+	// The mailbox loses its new/ (half deleted) and is told as changed:
+	// it is treated as empty, without an error, and the rest stays.
+	os.RemoveAll(filepath.Join(f.root, ".Gone", "new"))
+	if err := e.MailboxChanged(context.Background(), "Gone"); err != nil {
+		t.Fatalf("a vanishing mailbox made the sync fail: %v", err)
+	}
+	if l := f.list("Unread"); len(l) != 1 || !strings.HasSuffix(l[0].Path, "2.b:2,") {
+		t.Fatalf("Unread = %+v", l)
+	}
+	// Gone entirely, then a full sync.
+	os.RemoveAll(filepath.Join(f.root, ".Gone"))
+	if err := e.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.list("Unread")) != 1 {
+		t.Fatal("full sync after the mailbox vanished")
+	}
+}
