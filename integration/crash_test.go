@@ -262,4 +262,13 @@ func TestKill9DuringColdIndex(t *testing.T) {
 	if got != len(want) {
 		t.Fatalf("after the crash and restart Unread has %d, the backend %d unseen", got, len(want))
 	}
+	flagged := 0
+	for _, b := range backend(t, root) {
+		if b.Mailbox != "Trash" && b.Mailbox != "Junk" && strings.Contains(b.Flags, "F") {
+			flagged++
+		}
+	}
+	if n := len(names(t, m.path("Flagged", "cur"))) + len(names(t, m.path("Flagged", "new"))); n != flagged {
+		t.Fatalf("Flagged has %d, the backend %d flagged", n, flagged)
+	}
 }
