@@ -20,12 +20,12 @@ func TestHostileBackend(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secret, []byte("Subject: secret\n\nnot mail of this backend\n"), 0o600)
 	files := map[string]string{
-		"cur/1.new\nline.host:2,":                    "Subject: newline in the name\n\nx\n",
-		"cur/2.\xff\xfe-invalid-utf8.host:2,":        "Subject: invalid UTF-8 name\n\nx\n",
-		"cur/3." + strings.Repeat("x", 249) + ":2,F" /* 255 bytes */: "Subject: long name\n\nx\n",
-		"cur/4.broken.host:2,":                       "From: golang@x\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nunterminated",
-		"cur/.hidden:2,":                             "Subject: hidden\n\nx\n",
-		"new/5.spaces and (parens).host":             "Subject: spaces\n\nx\n",
+		"cur/1.new\nline.host:2,":                                     "Subject: newline in the name\n\nx\n",
+		"cur/2.\xff\xfe-invalid-utf8.host:2,":                         "Subject: invalid UTF-8 name\n\nx\n",
+		"cur/3." + strings.Repeat("x", 249) + ":2,F" /* 255 bytes */ : "Subject: long name\n\nx\n",
+		"cur/4.broken.host:2,":                                        "From: golang@x\nContent-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nunterminated",
+		"cur/.hidden:2,":                                              "Subject: hidden\n\nx\n",
+		"new/5.spaces and (parens).host":                              "Subject: spaces\n\nx\n",
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
