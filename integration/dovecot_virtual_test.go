@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"vmfs/internal/corpus"
 )
@@ -143,5 +142,4 @@ namespace virtual {
 			t.Logf("%s: %d messages in both", name, len(want))
 		}
 	}
-	_ = time.Now
 }

@@ -193,7 +193,10 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		if st, err = index.Rebuild(stateDir); err != nil {
 			return nil, err
 		}
-		snap, _ = st.Load()
+		if snap, err = st.Load(); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	e.store = st
 	e.msgs, e.mstate = snap.Messages, snap.Mailboxes
