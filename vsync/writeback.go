@@ -175,13 +175,25 @@ func (e *Engine) Delete(ctx context.Context, folderName, vname string) error {
 	if mb == nil {
 		return fmt.Errorf("mailbox %s: %w", k.mailbox, ErrNotFound)
 	}
-	err = os.Remove(src)
+	remove := os.Remove
+	if trash := e.cfg.Trash; trash != "" && k.mailbox != trash {
+		dir, err := e.mailboxDir(trash)
+		if err != nil {
+			return err
+		}
+		// Moved, not deleted: the watcher or the next sync adds it to the
+		// trash mailbox under the same name.
+		remove = func(p string) error {
+			return maildir.Rename(p, filepath.Join(dir, "cur", filepath.Base(p)))
+		}
+	}
+	err = remove(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		name, inNew, ferr := maildir.Find(mb.Path, k.base)
 		if ferr != nil {
 			return ferr
 		}
-		err = os.Remove(filepath.Join(mb.Path, map[bool]string{true: "new", false: "cur"}[inNew], name))
+		err = remove(filepath.Join(mb.Path, map[bool]string{true: "new", false: "cur"}[inNew], name))
 	}
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", src, err)
@@ -196,6 +208,29 @@ func (e *Engine) Delete(ctx context.Context, folderName, vname string) error {
 	}
 	e.notify(touched)
 	return nil
+}
+
+// mailboxDir returns the directory of a backend mailbox, creating the
+// Maildir if it does not exist (Maildir++ when the root is a Maildir,
+// nested otherwise).
+func (e *Engine) mailboxDir(name string) (string, error) {
+	e.mu.Lock()
+	mb := e.mailboxes[name]
+	e.mu.Unlock()
+	if mb != nil {
+		return mb.Path, nil
+	}
+	dir := filepath.Join(e.cfg.Root, filepath.FromSlash(name))
+	if maildir.IsMaildir(e.cfg.Root) {
+		dir = filepath.Join(e.cfg.Root, maildir.PlusPlusDir(name))
+	}
+	if name == maildir.Inbox {
+		dir = e.cfg.Root
+	}
+	if err := maildir.Init(dir); err != nil {
+		return "", fmt.Errorf("mailbox %s: %w", name, err)
+	}
+	return dir, nil
 }
 
 // forget removes a message from memory and the index. e.mu must be held.
@@ -227,15 +262,9 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		return Entry{}, fmt.Errorf("folder %s: %w", folderName, ErrNoSave)
 	}
 	if mb == nil {
-		dir := filepath.Join(e.cfg.Root, filepath.FromSlash(save))
-		if maildir.IsMaildir(e.cfg.Root) {
-			dir = filepath.Join(e.cfg.Root, maildir.PlusPlusDir(save)) // the root is Maildir++
-		}
-		if save == maildir.Inbox {
-			dir = e.cfg.Root
-		}
-		if err := maildir.Init(dir); err != nil {
-			return Entry{}, fmt.Errorf("save mailbox %s: %w", save, err)
+		dir, err := e.mailboxDir(save)
+		if err != nil {
+			return Entry{}, err
 		}
 		mb = &mailbox{Mailbox: maildir.Mailbox{Name: save, Path: dir}}
 	}

@@ -180,3 +180,27 @@ func TestDeleteOfAMessageRenamedMeanwhile(t *testing.T) {
 		t.Fatalf("after deleting a renamed message: %v", files)
 	}
 }
+
+func TestDeleteMovesToTrash(t *testing.T) {
+	f := newFixture(t, 0)
+	writeMsg(t, filepath.Join(f.root, "cur", "1.a:2,"), "Subject: a\n\nx\n")
+	os.MkdirAll(filepath.Join(f.root, "new"), 0o755)
+	e, err := Open(f.state, Config{Root: f.root, Folders: DefaultFolders(), Now: f.clk.now, Trash: "Trash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.Sync(context.Background())
+	f.e = e
+	l := f.list("Unread")
+	if err := e.Delete(context.Background(), "Unread", l[0].Name); err != nil {
+		t.Fatal(err)
+	}
+	files := backendFiles(t, f.root)
+	if len(files) != 1 || !files[".Trash/cur/1.a:2,"] {
+		t.Fatalf("after delete with a trash mailbox: %v", files)
+	}
+	if len(f.list("Unread")) != 0 {
+		t.Fatal("still listed")
+	}
+}

@@ -21,6 +21,7 @@ type fileConfig struct {
 	Maildir string                  `toml:"maildir"`
 	State   string                  `toml:"state"`
 	Linger  string                  `toml:"linger"`
+	Trash   string                  `toml:"trash"`
 	Folder  map[string]folderConfig `toml:"folder"`
 	// DovecotSeparator is the hierarchy separator of the mailbox names in
 	// dovecot-virtual files: "." (Dovecot's default for Maildir++) or "/".
@@ -41,6 +42,7 @@ type config struct {
 	Maildir string
 	State   string
 	Linger  time.Duration // 0: the engine's default (10 minutes)
+	Trash   string        // mailbox that deleted messages move to; "" deletes
 	Folders []vsync.Folder
 	sep     byte // hierarchy separator of dovecot-virtual files
 }
@@ -173,6 +175,7 @@ func loadConfig(path string, explicit bool) (*config, error) {
 	if fc.State != "" {
 		c.State = expandHome(fc.State)
 	}
+	c.Trash = fc.Trash
 	if fc.Linger != "" {
 		d, err := time.ParseDuration(fc.Linger)
 		if err != nil || d <= 0 {

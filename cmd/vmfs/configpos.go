@@ -78,7 +78,7 @@ func at(path, data, key string, table ...string) string {
 }
 
 var (
-	topKeys    = []string{"maildir", "state", "linger", "dovecot_separator", "folder"}
+	topKeys    = []string{"maildir", "state", "linger", "trash", "dovecot_separator", "folder"}
 	folderKeys = []string{"mailboxes", "query", "save", "dovecot_virtual"}
 )
 

@@ -29,6 +29,7 @@ import (
 type mountOpts struct {
 	Folders    []vsync.Folder
 	Linger     time.Duration
+	Trash      string
 	Maildir    string
 	Mountpoint string
 	State      string
@@ -91,7 +92,7 @@ func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	o.Folders, o.Linger = cfg.Folders, cfg.Linger
+	o.Folders, o.Linger, o.Trash = cfg.Folders, cfg.Linger, cfg.Trash
 	if o.State == "" {
 		o.State = cfg.State
 	}
@@ -153,6 +154,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		Root:    root,
 		Folders: o.Folders,
 		Linger:  o.Linger,
+		Trash:   o.Trash,
 		OnChange: func(folders []string) {
 			if view != nil {
 				view.Changed(folders)
