@@ -62,11 +62,11 @@ func DefaultFolders() []Folder {
 type Config struct {
 	Root    string // backend root
 	Folders []Folder
-	Linger  time.Duration    // how long a message that stopped matching stays; default 10 minutes
+	Linger  time.Duration // how long a message that stopped matching stays; default 10 minutes
 	// Trash, if set, is the mailbox that messages deleted through a folder
 	// are moved to instead of being deleted.
 	Trash string
-	Now     func() time.Time // default time.Now
+	Now   func() time.Time // default time.Now
 	// OnChange is called after a sync changed the listings of folders. It
 	// is never called with the engine's lock held.
 	OnChange func(folders []string)
