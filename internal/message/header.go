@@ -40,18 +40,29 @@ type Header []Field
 // line that ends it (or EOF: a message without a separator is all header).
 // Lines that are not fields are skipped. It fails only on I/O errors; r is
 // left positioned at the body.
-func ReadHeader(r *bufio.Reader) (Header, error) {
+func ReadHeader(r *bufio.Reader) (Header, error) { return ReadHeaderOnly(r, nil) }
+
+// ReadHeaderOnly is ReadHeader keeping only the fields whose names (in
+// lower case) are in want; nil keeps every field. Fields it does not keep
+// cost no allocation.
+func ReadHeaderOnly(r *bufio.Reader, want []string) (Header, error) {
 	var h Header
-	var cur []byte // current field, unfolded
+	cur := make([]byte, 0, 256) // the current field, unfolded
+	have := false
 	total := 0
 	flush := func() {
-		if cur == nil {
+		if !have {
 			return
 		}
-		if name, val, ok := bytes.Cut(cur, []byte(":")); ok && len(name) > 0 && validName(name) {
-			h = append(h, Field{Name: strings.ToLower(string(name)), Value: strings.TrimSpace(string(val))})
+		have = false
+		name, val, ok := bytes.Cut(cur, []byte(":"))
+		if !ok || len(name) == 0 || !validName(name) {
+			return
 		}
-		cur = nil
+		if want != nil && !wanted(name, want) {
+			return
+		}
+		h = append(h, Field{Name: strings.ToLower(string(name)), Value: string(bytes.TrimSpace(val))})
 	}
 	for {
 		line, err := readLine(r, MaxField)
@@ -71,13 +82,14 @@ func ReadHeader(r *bufio.Reader) (Header, error) {
 		if total > MaxHeader {
 			continue // keep reading to find the body, keep nothing more
 		}
-		if (trimmed[0] == ' ' || trimmed[0] == '\t') && cur != nil {
+		if (trimmed[0] == ' ' || trimmed[0] == '\t') && have {
 			if len(cur) < MaxField {
 				cur = append(cur, trimmed...)
 			}
 		} else {
 			flush()
-			cur = append([]byte(nil), trimmed...)
+			cur = append(cur[:0], trimmed...)
+			have = true
 		}
 		if err != nil {
 			flush()
@@ -89,25 +101,39 @@ func ReadHeader(r *bufio.Reader) (Header, error) {
 	}
 }
 
+func wanted(name []byte, want []string) bool {
+	for _, w := range want {
+		if len(w) == len(name) && bytes.EqualFold(name, []byte(w)) {
+			return true
+		}
+	}
+	return false
+}
+
 // readLine returns one line including its '\n' (without one at EOF),
-// truncated to max bytes; the rest of a longer line is consumed.
+// truncated to max bytes; the rest of a longer line is consumed. The line
+// is only valid until the next read from r.
 func readLine(r *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
+	chunk, err := r.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		if len(chunk) > max {
+			chunk = append(chunk[:max:max], '\n')
+		}
+		return chunk, err // the common case: no copy
+	}
+	line := append([]byte(nil), chunk...)
+	for err == bufio.ErrBufferFull {
+		chunk, err = r.ReadSlice('\n')
 		if len(line)+len(chunk) <= max {
 			line = append(line, chunk...)
 		} else if len(line) < max {
 			line = append(line, chunk[:max-len(line)]...)
 		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err == nil && len(line) > 0 && line[len(line)-1] != '\n' {
-			line = append(line, '\n') // truncated line: keep it a line
-		}
-		return line, err
 	}
+	if err == nil && len(line) > 0 && line[len(line)-1] != '\n' {
+		line = append(line, '\n') // truncated line: keep it a line
+	}
+	return line, err
 }
 
 func validName(b []byte) bool {

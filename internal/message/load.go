@@ -52,7 +52,17 @@ func Load(path string, needs query.Needs) (*query.Msg, error) {
 	m := &query.Msg{Received: fi.ModTime(), Size: fi.Size()}
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(f)
-	h, err := ReadHeader(br)
+	var keep []string // nil: every field
+	if !needs.AllHeaders {
+		keep = append([]string{}, needs.Headers...)
+		if needs.Sent {
+			keep = append(keep, "date")
+		}
+		if needs.Threads {
+			keep = append(keep, "message-id", "in-reply-to", "references")
+		}
+	}
+	h, err := ReadHeaderOnly(br, keep)
 	br.Reset(nil)
 	readers.Put(br)
 	if err != nil {
