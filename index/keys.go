@@ -13,6 +13,8 @@ import (
 //
 //	'v'                                          → schema version (uint32)
 //	'g'                                          → generation (uint64), bumped by every commit
+//	'i'                                          → present while a batch too big for one
+//	                                               transaction is being written
 //	'm' | len16 mailbox | mailbox | base         → Message
 //	'b' | mailbox                                → MailboxState
 //	'f' | folder                                 → FolderState
@@ -26,6 +28,8 @@ const (
 	pfxFolder  = 'f'
 	pfxMember  = 'u'
 	pfxReverse = 'r'
+
+	pfxIncomplete = 'i'
 )
 
 // SchemaVersion is the layout version of this file; a store with another
@@ -51,6 +55,8 @@ func readStr16(k []byte) (string, []byte, error) {
 }
 
 func versionKey() []byte { return []byte{pfxVersion} }
+
+func incompleteKey() []byte { return []byte{pfxIncomplete} }
 
 func messageKey(mailbox, base string) []byte {
 	return append(appendStr16([]byte{pfxMessage}, mailbox), base...)

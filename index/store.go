@@ -167,7 +167,7 @@ func (s *Store) Load() (*Snapshot, error) {
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			k := item.Key()
-			if len(k) == 0 || k[0] == pfxVersion || k[0] == pfxReverse || k[0] == pfxGeneration {
+			if len(k) == 0 || k[0] == pfxVersion || k[0] == pfxReverse || k[0] == pfxGeneration || k[0] == pfxIncomplete {
 				continue // no value needed
 			}
 			err := item.Value(func(v []byte) error { return snap.add(k, v) })
@@ -185,7 +185,7 @@ func (s *Store) Load() (*Snapshot, error) {
 
 func (snap *Snapshot) add(k, v []byte) error {
 	switch k[0] {
-	case pfxVersion, pfxReverse, pfxGeneration:
+	case pfxVersion, pfxReverse, pfxGeneration, pfxIncomplete:
 		return nil
 	case pfxMessage:
 		mb, base, err := parseMessageKey(k)
@@ -250,6 +250,9 @@ func (b *Batch) del(k []byte)    { b.ops = append(b.ops, op{k, nil}) }
 // Len is the number of pending changes.
 func (b *Batch) Len() int { return len(b.ops) }
 
+// ClearIncomplete removes the incomplete marker (see Commit).
+func (b *Batch) ClearIncomplete() { b.del(incompleteKey()) }
+
 // PutMessage records a message.
 func (b *Batch) PutMessage(m *Message) { b.set(messageKey(m.Mailbox, m.Base), m.encode()) }
 
@@ -278,7 +281,11 @@ func (b *Batch) DeleteMember(folder string, m *Member) {
 	b.del(memberKey(folder, m.UID))
 }
 
-// Commit writes the batch.
+// Commit writes the batch in one transaction. A batch too big for one
+// (a cold index) is written in several, between an "incomplete" marker
+// set before the first and cleared after the last: a crash in between
+// leaves the marker, and Incomplete tells the engine to recompute what
+// the partial batch may have left out.
 func (b *Batch) Commit() error {
 	if len(b.ops) == 0 {
 		return nil
@@ -288,17 +295,29 @@ func (b *Batch) Commit() error {
 	b.s.gen++
 	ops := append([]op{{generationKey(), binary.BigEndian.AppendUint64(nil, b.s.gen)}}, b.ops...)
 	b.ops = nil
+	err := b.s.db.Update(func(txn *badger.Txn) error {
+		for _, o := range ops {
+			if err := apply(txn, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, badger.ErrTxnTooBig) {
+		if err != nil {
+			return fmt.Errorf("index: commit: %w", err)
+		}
+		return nil
+	}
+	// Too big: nothing was written. Write it in parts, marked.
+	if err := b.s.db.Update(func(txn *badger.Txn) error { return txn.Set(incompleteKey(), []byte{1}) }); err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
 	for len(ops) > 0 {
 		n := 0
 		err := b.s.db.Update(func(txn *badger.Txn) error {
 			for n < len(ops) {
-				o := ops[n]
-				var err error
-				if o.val == nil {
-					err = txn.Delete(o.key)
-				} else {
-					err = txn.Set(o.key, o.val)
-				}
+				err := apply(txn, ops[n])
 				if errors.Is(err, badger.ErrTxnTooBig) {
 					return nil // commit what fits, continue in a new txn
 				}
@@ -317,5 +336,36 @@ func (b *Batch) Commit() error {
 		}
 		ops = ops[n:]
 	}
+	if err := b.s.db.Update(func(txn *badger.Txn) error { return txn.Delete(incompleteKey()) }); err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
 	return nil
+}
+
+func apply(txn *badger.Txn, o op) error {
+	if o.val == nil {
+		return txn.Delete(o.key)
+	}
+	return txn.Set(o.key, o.val)
+}
+
+// SetIncomplete sets or clears the incomplete marker: the engine clears it
+// once it has re-evaluated everything; tests set it to simulate a crash.
+func (s *Store) SetIncomplete(on bool) error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		if on {
+			return txn.Set(incompleteKey(), []byte{1})
+		}
+		return txn.Delete(incompleteKey())
+	})
+}
+
+// Incomplete reports whether a batch written in several transactions was
+// interrupted: some of its changes may be missing.
+func (s *Store) Incomplete() bool {
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(incompleteKey())
+		return err
+	})
+	return err == nil
 }

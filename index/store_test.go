@@ -92,6 +92,9 @@ func TestBigBatchSplits(t *testing.T) {
 	if err != nil || len(snap.Messages["INBOX"]) != 200000 {
 		t.Fatalf("loaded %d, %v", len(snap.Messages["INBOX"]), err)
 	}
+	if s.Incomplete() {
+		t.Error("a completed split commit left its marker")
+	}
 }
 
 func itoa(i int) string {

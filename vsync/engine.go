@@ -137,6 +137,9 @@ type Engine struct {
 	prev map[key]string
 	// qcache holds, during one update, what queries see of each message.
 	qcache map[*index.Message]*query.Msg
+	// incomplete is set when the store's last big batch was cut short;
+	// cleared once a full evaluation has been committed.
+	incomplete bool
 }
 
 // Open loads the index in stateDir (rebuilding it if damaged) and compiles
@@ -203,6 +206,13 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	}
 	e.store = st
 	e.msgs, e.mstate = snap.Messages, snap.Mailboxes
+	// A big batch cut short by a crash may have recorded messages without
+	// their memberships: every folder is evaluated again.
+	incomplete := st.Incomplete()
+	e.incomplete = incomplete
+	if incomplete {
+		slog.Warn("the index was interrupted while writing a large change; re-evaluating every folder")
+	}
 	total := 0
 	for _, ms := range e.msgs {
 		total += len(ms)
@@ -229,6 +239,9 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 			f.rebuild = true
 		default:
 			f.state = *fs
+		}
+		if incomplete {
+			f.rebuild = true
 		}
 		for _, m := range snap.Members[name] {
 			f.members[key{m.Mailbox, m.Base}] = m

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"vmfs/index"
 	"vmfs/internal/corpus"
 	"vmfs/internal/maildir"
 )
@@ -456,5 +457,33 @@ func TestMailboxVanishingDuringScan(t *testing.T) {
 	}
 	if len(f.list("Unread")) != 1 {
 		t.Fatal("full sync after the mailbox vanished")
+	}
+}
+
+func TestInterruptedBigBatchReevaluates(t *testing.T) {
+	f := newFixture(t, 300)
+	e := f.open(DefaultFolders())
+	want := paths(f.list("Unread"))
+	e.Close()
+	// Simulate a crash in the middle of a big batch: the members were not
+	// written, the marker was.
+	st, err := index.Open(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := st.Load()
+	b := st.NewBatch()
+	for _, m := range snap.Members["Unread"] {
+		b.DeleteMember("Unread", m)
+	}
+	b.Commit()
+	st.SetIncomplete(true)
+	st.Close()
+	f.open(DefaultFolders())
+	if got := paths(f.list("Unread")); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("after an interrupted batch Unread has %d, want %d", len(got), len(want))
+	}
+	if f.e.store.Incomplete() {
+		t.Error("the marker was not cleared after the re-evaluation")
 	}
 }

@@ -147,6 +147,12 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 	for n := range e.mailboxes {
 		names = append(names, n)
 	}
+	if e.incomplete {
+		// Every folder is rebuilt by this update (see Open): the marker
+		// goes with it.
+		b.ClearIncomplete()
+		e.incomplete = false
+	}
 	var touched []string
 	for _, fname := range e.order {
 		f := e.folders[fname]
