@@ -217,10 +217,11 @@ func (d *msgDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ents == nil || d.gen != gen {
-		l, err := d.eng().List(d.folder())
+		l, lgen, err := d.eng().Names(d.folder())
 		if err != nil {
 			return nil, errnoOf(err)
 		}
+		gen = lgen
 		ents := make([]fuse.DirEntry, 0, len(l)+2)
 		ents = withDots(ents)
 		for _, e := range l {

@@ -33,6 +33,7 @@ import (
 type Engine interface {
 	Folders() []string
 	List(folder string) ([]vsync.Entry, error)
+	Names(folder string) ([]vsync.NameEntry, uint64, error)
 	Gen(folder string) uint64
 	Lookup(folder, name string) (vsync.Entry, error)
 	Get(folder, vbase string) (vsync.Entry, error)

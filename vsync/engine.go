@@ -100,6 +100,7 @@ type folder struct {
 	// generation gen, nil when it must be rebuilt.
 	gen   uint64
 	cache []Entry
+	names []NameEntry
 	// lastTick is when the folder's time-related query was last evaluated.
 	lastTick time.Time
 	// nextExpiry is the earliest linger deadline (Unix ns), 0 if none.

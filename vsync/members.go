@@ -104,6 +104,11 @@ func (e *Engine) pathOf(m *index.Message) string {
 
 // entry is the listing entry of a member. e.mu must be held.
 func (e *Engine) entry(mem *index.Member, m *index.Message) Entry {
+	return Entry{UID: mem.UID, Name: virtualName(mem, m), New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)}
+}
+
+// virtualName is a member's file name in its folder.
+func virtualName(mem *index.Member, m *index.Message) string {
 	name := mem.Name
 	if name == "" {
 		name = vname(m)
@@ -116,7 +121,38 @@ func (e *Engine) entry(mem *index.Member, m *index.Message) Entry {
 			name = maildir.Name{Base: name, Flags: n.Flags, Extra: n.Extra, HasInfo: true}.String()
 		}
 	}
-	return Entry{UID: mem.UID, Name: name, New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)}
+	return name
+}
+
+// NameEntry is one line of a folder's directory listing.
+type NameEntry struct {
+	UID  uint32
+	Name string
+	New  bool
+}
+
+// Names returns a folder's listing, names only, in UID order, and the
+// generation it belongs to (see Gen). The slice is shared: the caller must
+// not modify it.
+func (e *Engine) Names(folderName string) ([]NameEntry, uint64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f := e.folders[folderName]
+	if f == nil {
+		return nil, 0, fmt.Errorf("no folder %q", folderName)
+	}
+	if f.names != nil {
+		return f.names, f.gen, nil
+	}
+	out := make([]NameEntry, 0, len(f.members))
+	for k, mem := range f.members {
+		if m := e.msgs[k.mailbox][k.base]; m != nil {
+			out = append(out, NameEntry{UID: mem.UID, Name: virtualName(mem, m), New: m.New})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	f.names = out
+	return out, f.gen, nil
 }
 
 // normalInfo reports whether an info part is "2," followed by flags in
@@ -287,7 +323,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 // invalidate records that the folder's listing changed.
 func (f *folder) invalidate() {
 	f.gen++
-	f.cache = nil
+	f.cache, f.names = nil, nil
 }
 
 // drop removes a member from memory (the caller deletes it from the index).
