@@ -272,6 +272,10 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 }
 
 // Close flushes and closes the index.
+// Maintain reclaims index space (Badger's value-log garbage collection);
+// call it now and then, e.g. every ten minutes.
+func (e *Engine) Maintain() { e.store.RunGC() }
+
 // Close writes a snapshot of the state for a fast next start, then
 // flushes and closes the index.
 func (e *Engine) Close() error {

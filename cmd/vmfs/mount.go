@@ -270,6 +270,8 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	defer poll.Stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	maintain := time.NewTicker(10 * time.Minute)
+	defer maintain.Stop()
 	for {
 		select {
 		case <-done:
@@ -290,6 +292,8 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 			if err := eng.Tick(); err != nil {
 				slog.Error("tick", "err", err)
 			}
+		case <-maintain.C:
+			eng.Maintain()
 		}
 	}
 }
