@@ -124,30 +124,7 @@ func TestCompare(t *testing.T) {
 	dovecotState := ""
 	newDovecot := func() {
 		dovecotState = filepath.Join(top, fmt.Sprintf("dovecot-%d", time.Now().UnixNano()))
-		for _, d := range []string{"home", "run", "state"} {
-			os.MkdirAll(filepath.Join(dovecotState, d), 0o755)
-		}
-		os.WriteFile(filepath.Join(dovecotState, "dovecot.conf"), []byte(fmt.Sprintf(`protocols =
-ssl = no
-log_path = /dev/stderr
-base_dir = %[2]s/run
-state_dir = %[2]s/state
-mail_uid = 65534
-mail_gid = 65534
-first_valid_uid = 1
-mail_location = maildir:%[1]s:INDEX=%[2]s/index
-mail_plugins = $mail_plugins virtual
-namespace inbox {
-  inbox = yes
-  separator = .
-  prefix =
-}
-namespace virtual {
-  separator = .
-  prefix = Virtual.
-  location = virtual:%[3]s:INDEX=%[2]s/vindex
-}
-`, root, dovecotState, vdir)), 0o644)
+		writeVirtualDovecotConf(root, dovecotState, vdir)
 		exec.Command("chown", "-R", "65534:65534", dovecotState).Run()
 	}
 	doveStatus := func(box string) time.Duration {

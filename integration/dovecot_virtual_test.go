@@ -76,31 +76,7 @@ func TestSameMembershipAsDovecotVirtual(t *testing.T) {
 	// (dovecot-keywords) are.
 
 	state := filepath.Join(top, "dovecot")
-	for _, d := range []string{"home", "run", "state"} {
-		os.MkdirAll(filepath.Join(state, d), 0o755)
-	}
-	conf := filepath.Join(state, "dovecot.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`protocols =
-ssl = no
-log_path = /dev/stderr
-base_dir = %[2]s/run
-state_dir = %[2]s/state
-mail_uid = 65534
-mail_gid = 65534
-first_valid_uid = 1
-mail_location = maildir:%[1]s:INDEX=%[2]s/index
-mail_plugins = $mail_plugins virtual
-namespace inbox {
-  inbox = yes
-  separator = .
-  prefix =
-}
-namespace virtual {
-  separator = .
-  prefix = Virtual.
-  location = virtual:%[3]s:INDEX=%[2]s/vindex
-}
-`, root, state, vdir)), 0o644)
+	conf := writeVirtualDovecotConf(root, state, vdir)
 	if out, err := exec.Command("chown", "-R", "65534:65534", top).CombinedOutput(); err != nil {
 		t.Fatalf("chown: %v %s", err, out)
 	}
@@ -142,4 +118,37 @@ namespace virtual {
 			t.Logf("%s: %d messages in both", name, len(want))
 		}
 	}
+}
+
+// writeVirtualDovecotConf writes a Dovecot configuration for doveadm
+// (uid 65534, no daemon) serving the Maildir++ tree root, with the
+// dovecot-virtual folders of vdir as Virtual.<Name>; indexes under state.
+// It returns the configuration's path.
+func writeVirtualDovecotConf(root, state, vdir string) string {
+	for _, d := range []string{"home", "run", "state"} {
+		os.MkdirAll(filepath.Join(state, d), 0o755)
+	}
+	conf := filepath.Join(state, "dovecot.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`protocols =
+ssl = no
+log_path = /dev/stderr
+base_dir = %[2]s/run
+state_dir = %[2]s/state
+mail_uid = 65534
+mail_gid = 65534
+first_valid_uid = 1
+mail_location = maildir:%[1]s:INDEX=%[2]s/index
+mail_plugins = $mail_plugins virtual
+namespace inbox {
+  inbox = yes
+  separator = .
+  prefix =
+}
+namespace virtual {
+  separator = .
+  prefix = Virtual.
+  location = virtual:%[3]s:INDEX=%[2]s/vindex
+}
+`, root, state, vdir)), 0o644)
+	return conf
 }
