@@ -448,13 +448,7 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 		name  string
 		isNew bool
 	}
-	type job struct {
-		mb   *mailbox
-		ent  maildir.Entry
-		base string
-		out  *index.Message
-	}
-	var jobs []*job
+	var jobs []*extractJob
 	changed := map[key]bool{}
 	batch := e.store.NewBatch()
 	for dir, rels := range files {
@@ -485,7 +479,7 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			m := msgs[base]
 			switch {
 			case m == nil || m.NeedsHash != e.needsHash:
-				jobs = append(jobs, &job{mb: mb, ent: maildir.Entry{New: s.isNew, Name: s.name}, base: base})
+				jobs = append(jobs, &extractJob{mb: mb, ent: maildir.Entry{New: s.isNew, Name: s.name}, base: base})
 			case m.Name != s.name || m.New != s.isNew:
 				e.prev[k] = m.Name
 				m.Name, m.New = s.name, s.isNew
@@ -505,11 +499,65 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 		}
 		e.mu.Unlock()
 	}
-	needs, needsHash := e.needs, e.needsHash
-	for _, j := range jobs {
-		j.out = extract(j.mb, j.ent, j.base, needs, needsHash)
+	if err := e.extractAll(ctx, jobs); err != nil {
+		return err
 	}
 	e.mu.Lock()
+	e.record(batch, jobs, changed)
+	touched := e.update(batch, changed, false)
+	e.mu.Unlock()
+	if err := batch.Commit(); err != nil {
+		return err
+	}
+	e.notify(touched)
+	return nil
+}
+
+// extractJob is a new message to read.
+type extractJob struct {
+	mb   *mailbox
+	ent  maildir.Entry
+	base string
+	out  *index.Message // nil: vanished or unreadable (logged by extract)
+}
+
+// extractAll reads new messages in parallel, reporting progress for big
+// batches. It holds no lock: the caller holds e.op.
+func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
+	e.mu.Lock()
+	needs, needsHash := e.needs, e.needsHash
+	e.mu.Unlock()
+	work := make(chan *extractJob)
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	// Reading files is mostly waiting for the disk: more workers than
+	// cores keep it busy on a cold cache.
+	for w := 0; w < min(len(jobs), max(8, 4*runtime.NumCPU())); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				j.out = extract(j.mb, j.ent, j.base, needs, needsHash)
+				done.Add(1)
+			}
+		}()
+	}
+	stopProgress := e.progress(len(jobs), &done)
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	stopProgress()
+	return ctx.Err()
+}
+
+// record adds extracted messages to memory, the batch and changed. e.mu
+// must be held.
+func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]bool) {
 	for _, j := range jobs {
 		if j.out == nil {
 			continue
@@ -522,13 +570,6 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 		batch.PutMessage(j.out)
 		changed[key{j.mb.Name, j.base}] = true
 	}
-	touched := e.update(batch, changed, false)
-	e.mu.Unlock()
-	if err := batch.Commit(); err != nil {
-		return err
-	}
-	e.notify(touched)
-	return nil
 }
 
 // progress reports, every 200 ms until stopped, how many of total new
@@ -630,14 +671,7 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 
 	// 2. Find new messages and renames; extract the new ones in parallel.
 	e.mu.Lock()
-	needs := e.needs
-	type job struct {
-		mb   *mailbox
-		e    maildir.Entry
-		base string
-		out  *index.Message
-	}
-	var jobs []*job
+	var jobs []*extractJob
 	changed := map[key]bool{}
 	deleted := map[key]bool{}
 	batch := e.store.NewBatch()
@@ -666,7 +700,7 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			m := old[base]
 			switch {
 			case m == nil || m.NeedsHash != needsHash:
-				jobs = append(jobs, &job{mb: mbs[i], e: ent, base: base})
+				jobs = append(jobs, &extractJob{mb: mbs[i], ent: ent, base: base})
 			case m.Name != ent.Name || m.New != ent.New:
 				e.prev[key{sc.name, base}] = m.Name
 				m.Name, m.New = ent.Name, ent.New
@@ -683,49 +717,13 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	}
 	e.mu.Unlock()
 
-	work := make(chan *job)
-	var wg sync.WaitGroup
-	var done atomic.Int64
-	// Reading files is mostly waiting for the disk: more workers than
-	// cores keep it busy on a cold cache.
-	for w := 0; w < max(8, 4*runtime.NumCPU()); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				j.out = extract(j.mb, j.e, j.base, needs, needsHash)
-				done.Add(1)
-			}
-		}()
-	}
-	stopProgress := e.progress(len(jobs), &done)
-	for _, j := range jobs {
-		if ctx.Err() != nil {
-			break
-		}
-		work <- j
-	}
-	close(work)
-	wg.Wait()
-	stopProgress()
-	if err := ctx.Err(); err != nil {
+	if err := e.extractAll(ctx, jobs); err != nil {
 		return err
 	}
 
 	// 3. Record messages and scan state, then recompute membership.
 	e.mu.Lock()
-	for _, j := range jobs {
-		if j.out == nil {
-			continue // vanished or unreadable: logged by extract
-		}
-		if e.msgs[j.mb.Name] == nil {
-			e.msgs[j.mb.Name] = map[string]*index.Message{}
-		}
-		e.msgs[j.mb.Name][j.base] = j.out
-		e.vnames[vname(j.out)] = key{j.mb.Name, j.base}
-		batch.PutMessage(j.out)
-		changed[key{j.mb.Name, j.base}] = true
-	}
+	e.record(batch, jobs, changed)
 	if e.mstate == nil {
 		e.mstate = map[string]*index.MailboxState{}
 	}
