@@ -66,6 +66,21 @@ func (d *dec) str() string {
 	return s
 }
 
+// bytes is str without a copy: the bytes stay part of the decoded value.
+func (d *dec) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if uint64(len(d.b)) < n {
+		d.err = errValue
+		return nil
+	}
+	b := d.b[:n]
+	d.b = d.b[n:]
+	return b
+}
+
 func (d *dec) bool() bool {
 	if d.err != nil || len(d.b) == 0 {
 		d.err = errValue
@@ -83,44 +98,65 @@ func (d *dec) done() error {
 	return d.err
 }
 
-// Message is the index's record of one backend message.
+// Message is the index's record of one backend message. It is kept in
+// memory for every backend message, so it is small: what only header
+// queries need lives in Meta, and Base shares Name's bytes.
 type Message struct {
 	Mailbox string // key
 	Base    string // key
 	Name    string // current file name, with the info part
-	New     bool   // in new/
-	Size    int64
-	MTime   int64 // file mtime, Unix nanoseconds
-	// Header-derived metadata, as much as the configured queries need
-	// (NeedsHash says which).
-	NeedsHash  uint64
-	Sent       int64 // Date header, Unix seconds; 0 if none
+	Size    int64  // -1: the file has not been stat()ed yet (MTime unknown)
+	MTime   int64  // file mtime, Unix nanoseconds
+	// NeedsHash says which header-derived metadata Meta holds.
+	NeedsHash uint64
+	Meta      *Meta // nil when no query needs headers, or none were found
+	New       bool  // in new/
+	// VName caches the engine's virtual name of the message (its base32
+	// part); zero until derived. Only the snapshot stores it.
+	VName [26]byte
+}
+
+// Meta is the header-derived part of a Message.
+type Meta struct {
+	Sent       int64 // Date header, Unix seconds
 	SentOffset int32 // the Date header's zone, seconds east of UTC
 	HasSent    bool
 	ID         string
 	References []string
 	Headers    map[string][]string
+}
 
-	// VName caches the message's virtual base name; the engine derives
-	// it and it is not stored.
-	VName string
+func (mt *Meta) empty() bool {
+	return !mt.HasSent && mt.Sent == 0 && mt.SentOffset == 0 && mt.ID == "" && len(mt.References) == 0 && len(mt.Headers) == 0
+}
+
+// shareBase makes Base a part of Name when Name starts with it: one string
+// in memory instead of two.
+func (m *Message) shareBase() {
+	if len(m.Name) >= len(m.Base) && m.Name[:len(m.Base)] == m.Base {
+		m.Base = m.Name[:len(m.Base)]
+	}
 }
 
 func (m *Message) encode() []byte {
-	e := enc(nil).str(m.Name).bool(m.New).varint(m.Size).varint(m.MTime).uvarint(m.NeedsHash).
-		varint(m.Sent).varint(int64(m.SentOffset)).bool(m.HasSent).str(m.ID).uvarint(uint64(len(m.References)))
-	for _, r := range m.References {
+	mt := m.Meta
+	if mt == nil {
+		mt = &Meta{}
+	}
+	e := enc(make([]byte, 0, 32+len(m.Name))).str(m.Name).bool(m.New).varint(m.Size).varint(m.MTime).uvarint(m.NeedsHash).
+		varint(mt.Sent).varint(int64(mt.SentOffset)).bool(mt.HasSent).str(mt.ID).uvarint(uint64(len(mt.References)))
+	for _, r := range mt.References {
 		e = e.str(r)
 	}
-	names := make([]string, 0, len(m.Headers))
-	for k := range m.Headers {
+	names := make([]string, 0, len(mt.Headers))
+	for k := range mt.Headers {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	e = e.uvarint(uint64(len(names)))
 	for _, k := range names {
-		e = e.str(k).uvarint(uint64(len(m.Headers[k])))
-		for _, v := range m.Headers[k] {
+		e = e.str(k).uvarint(uint64(len(mt.Headers[k])))
+		for _, v := range mt.Headers[k] {
 			e = e.str(v)
 		}
 	}
@@ -129,23 +165,22 @@ func (m *Message) encode() []byte {
 
 func (m *Message) decode(b []byte) error {
 	d := &dec{b: b}
+	mt := &Meta{}
 	m.Name, m.New, m.Size, m.MTime, m.NeedsHash = d.str(), d.bool(), d.varint(), d.varint(), d.uvarint()
-	m.Sent, m.SentOffset, m.HasSent, m.ID = d.varint(), int32(d.varint()), d.bool(), d.str()
+	mt.Sent, mt.SentOffset, mt.HasSent, mt.ID = d.varint(), int32(d.varint()), d.bool(), d.str()
 	n := d.uvarint()
 	if n > uint64(len(b)) {
 		return errValue
 	}
-	m.References = nil
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		m.References = append(m.References, d.str())
+		mt.References = append(mt.References, d.str())
 	}
 	nh := d.uvarint()
 	if nh > uint64(len(b)) {
 		return errValue
 	}
-	m.Headers = nil
 	if nh > 0 {
-		m.Headers = make(map[string][]string, nh)
+		mt.Headers = make(map[string][]string, nh)
 	}
 	for i := uint64(0); i < nh && d.err == nil; i++ {
 		k := d.str()
@@ -157,8 +192,13 @@ func (m *Message) decode(b []byte) error {
 		for j := uint64(0); j < nv && d.err == nil; j++ {
 			vs = append(vs, d.str())
 		}
-		m.Headers[k] = vs
+		mt.Headers[k] = vs
 	}
+	m.Meta = nil
+	if !mt.empty() {
+		m.Meta = mt
+	}
+	m.shareBase()
 	return d.done()
 }
 

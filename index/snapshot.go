@@ -124,10 +124,13 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 				}
 				r := &dec{b: d.b[:n]}
 				d.b = d.b[n:]
-				base, vn := r.str(), r.str()
-				m := &Message{Mailbox: name, Base: base, VName: vn}
+				base, vn := r.str(), r.bytes()
+				m := &Message{Mailbox: name, Base: base}
 				if r.err != nil || m.decode(r.b) != nil {
 					return nil, errValue
+				}
+				if len(vn) == len(m.VName) {
+					copy(m.VName[:], vn)
 				}
 				ms[base] = m
 			}
@@ -185,7 +188,11 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 	for mb, ms := range snap.Messages {
 		rec('M', enc(nil).str(mb).uvarint(uint64(len(ms))))
 		for base, m := range ms {
-			rec('m', append(enc(nil).str(base).str(m.VName), m.encode()...))
+			vn := m.VName[:]
+			if m.VName == ([26]byte{}) {
+				vn = nil
+			}
+			rec('m', append(enc(nil).str(base).str(string(vn)), m.encode()...))
 		}
 	}
 	for mb, st := range snap.Mailboxes {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	bopts "github.com/dgraph-io/badger/v4/options"
 )
 
 // ErrLocked is returned by Open when another process holds the store.
@@ -38,8 +39,11 @@ func options(dir string) badger.Options {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
+		// The index is read at start-up only (and not at all when the
+		// snapshot is fresh): no block cache, and no compression, which
+		// would need one and buys little on short records.
+		WithCompression(bopts.None).
+		WithBlockCacheSize(0).
 		WithValueLogFileSize(64 << 20).
 		WithValueThreshold(1 << 10).
 		WithNumCompactors(2).
@@ -239,13 +243,18 @@ type Batch struct {
 
 type op struct {
 	key, val []byte // val nil: delete
+	// msg, when set, is a message to put, encoded only when the batch is
+	// committed (keeping a cold index's batch small). The caller must not
+	// change it until then; vmfs's engine changes messages only while it
+	// holds the lock under which it commits.
+	msg *Message
 }
 
 // NewBatch starts a batch.
 func (s *Store) NewBatch() *Batch { return &Batch{s: s} }
 
-func (b *Batch) set(k, v []byte) { b.ops = append(b.ops, op{k, v}) }
-func (b *Batch) del(k []byte)    { b.ops = append(b.ops, op{k, nil}) }
+func (b *Batch) set(k, v []byte) { b.ops = append(b.ops, op{key: k, val: v}) }
+func (b *Batch) del(k []byte)    { b.ops = append(b.ops, op{key: k}) }
 
 // Len is the number of pending changes.
 func (b *Batch) Len() int { return len(b.ops) }
@@ -253,8 +262,8 @@ func (b *Batch) Len() int { return len(b.ops) }
 // ClearIncomplete removes the incomplete marker (see Commit).
 func (b *Batch) ClearIncomplete() { b.del(incompleteKey()) }
 
-// PutMessage records a message.
-func (b *Batch) PutMessage(m *Message) { b.set(messageKey(m.Mailbox, m.Base), m.encode()) }
+// PutMessage records a message, as it is when the batch is committed.
+func (b *Batch) PutMessage(m *Message) { b.ops = append(b.ops, op{msg: m}) }
 
 // DeleteMessage forgets a message.
 func (b *Batch) DeleteMessage(mailbox, base string) { b.del(messageKey(mailbox, base)) }
@@ -293,7 +302,7 @@ func (b *Batch) Commit() error {
 	// Every change moves the generation on, which makes an older
 	// snapshot stale.
 	b.s.gen++
-	ops := append([]op{{generationKey(), binary.BigEndian.AppendUint64(nil, b.s.gen)}}, b.ops...)
+	ops := append([]op{{key: generationKey(), val: binary.BigEndian.AppendUint64(nil, b.s.gen)}}, b.ops...)
 	b.ops = nil
 	err := b.s.db.Update(func(txn *badger.Txn) error {
 		for _, o := range ops {
@@ -343,6 +352,9 @@ func (b *Batch) Commit() error {
 }
 
 func apply(txn *badger.Txn, o op) error {
+	if o.msg != nil {
+		return txn.Set(messageKey(o.msg.Mailbox, o.msg.Base), o.msg.encode())
+	}
 	if o.val == nil {
 		return txn.Delete(o.key)
 	}

@@ -108,6 +108,9 @@ type folder struct {
 	// rebuild asks the next update for a full pass: the folder is new or
 	// its definition changed.
 	rebuild bool
+	// needsStat: a rule looks at the size or a received date, so a
+	// message joins only once its file has been stat()ed (see stat.go).
+	needsStat bool
 }
 
 type mailbox struct {
@@ -123,6 +126,11 @@ type Engine struct {
 	// op serialises everything that changes the backend or the index
 	// (syncs and write-backs): the engine is the index's one writer.
 	op sync.Mutex
+	// committed, when not nil, is closed once the background commit of a
+	// big sync's batch has ended; whoever takes op next waits for it
+	// (lockOp). Protected by op.
+	committed chan struct{}
+	closed    bool // by Close; protected by op
 
 	mu        sync.Mutex // protects everything below
 	folders   map[string]*folder
@@ -132,12 +140,10 @@ type Engine struct {
 	mstate    map[string]*index.MailboxState
 	needs     query.Needs
 	needsHash uint64
-	vnames    map[string]key // virtual base name → backend message
+	vnames    map[vkey]key // virtual base name → backend message
 	// prev holds each renamed message's previous file name, so that a
 	// client acting on a name it listed before the rename still finds it.
 	prev map[key]string
-	// qcache holds, during one update, what queries see of each message.
-	qcache map[*index.Message]*query.Msg
 	// incomplete is set when the store's last big batch was cut short;
 	// cleared once a full evaluation has been committed.
 	incomplete bool
@@ -176,6 +182,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 			}
 			f.rules = append(f.rules, q)
 			needs = append(needs, q.Needs())
+			f.needsStat = f.needsStat || q.Needs().Stat
 			fmt.Fprintf(h, "%q|", q.Root.String())
 		}
 		f.hash = h.Sum64()
@@ -218,11 +225,11 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	for _, ms := range e.msgs {
 		total += len(ms)
 	}
-	e.vnames = make(map[string]key, total)
+	e.vnames = make(map[vkey]key, total)
 	e.prev = map[key]string{}
 	for mb, ms := range e.msgs {
 		for base, m := range ms {
-			e.vnames[vname(m)] = key{mb, base}
+			e.vnames[vkeyOf(m)] = key{mb, base}
 		}
 	}
 	b := st.NewBatch()
@@ -279,8 +286,12 @@ func (e *Engine) Maintain() { e.store.RunGC() }
 // Close writes a snapshot of the state for a fast next start, then
 // flushes and closes the index.
 func (e *Engine) Close() error {
-	e.op.Lock()
+	e.lockOp()
 	defer e.op.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
 	e.mu.Lock()
 	snap := &index.Snapshot{Messages: e.msgs, Mailboxes: e.mstate, Folders: map[string]*index.FolderState{}, Members: map[string][]*index.Member{}}
 	for name, f := range e.folders {
@@ -328,23 +339,38 @@ func unionNeeds(ns []query.Needs) (query.Needs, uint64) {
 // vbase32 is RFC 4648 base32 in lower case.
 var vbase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// VirtualBase returns the virtual base name of a backend message.
-func VirtualBase(mailbox, base string) string {
-	buf := make([]byte, 0, len(mailbox)+1+len(base))
+// vkey is the base32 part of a virtual base name: "V" + vkey + ".vmfs".
+type vkey [26]byte
+
+// virtualKey hashes a backend message's identity.
+func virtualKey(mailbox, base string) vkey {
+	buf := make([]byte, 0, 128)
 	sum := sha256.Sum256(append(append(append(buf, mailbox...), 0), base...))
-	var out [32]byte
-	out[0] = 'V'
 	var enc [28]byte
 	vbase32.Encode(enc[:], sum[:17]) // the first 26 characters cover bits 0-129
-	copy(out[1:27], enc[:26])
-	copy(out[27:], ".vmfs")
-	return string(out[:])
+	return vkey(enc[:26])
 }
 
-// vname returns a message's virtual base name, computed once.
-func vname(m *index.Message) string {
-	if m.VName == "" {
-		m.VName = VirtualBase(m.Mailbox, m.Base)
+// VirtualBase returns the virtual base name of a backend message.
+func VirtualBase(mailbox, base string) string {
+	k := virtualKey(mailbox, base)
+	return "V" + string(k[:]) + ".vmfs"
+}
+
+// parseVirtualBase returns the key of a virtual base name.
+func parseVirtualBase(s string) (vkey, bool) {
+	var k vkey
+	if len(s) != 1+len(k)+len(".vmfs") || s[0] != 'V' || s[1+len(k):] != ".vmfs" {
+		return k, false
+	}
+	copy(k[:], s[1:])
+	return k, true
+}
+
+// vkeyOf returns a message's virtual key, computed once.
+func vkeyOf(m *index.Message) vkey {
+	if m.VName == ([26]byte{}) {
+		m.VName = virtualKey(m.Mailbox, m.Base)
 	}
 	return m.VName
 }
@@ -441,12 +467,13 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			return e.Sync(ctx)
 		}
 	}
-	e.op.Lock()
+	e.lockOp()
 	defer e.op.Unlock()
 
 	type seen struct {
 		name  string
 		isNew bool
+		fi    os.FileInfo
 	}
 	var jobs []*extractJob
 	changed := map[key]bool{}
@@ -465,7 +492,7 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			}
 			fi, err := os.Lstat(filepath.Join(dir, rel))
 			slog.Debug("file changed", "mailbox", mb.Name, "file", rel, "exists", err == nil)
-			s := seen{name: name, isNew: sub == "new"}
+			s := seen{name: name, isNew: sub == "new", fi: fi}
 			if err == nil && fi.Mode().IsRegular() {
 				present[maildir.BaseOf(name)] = s
 			} else if err != nil {
@@ -480,9 +507,12 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			switch {
 			case m == nil || m.NeedsHash != e.needsHash:
 				jobs = append(jobs, &extractJob{mb: mb, ent: maildir.Entry{New: s.isNew, Name: s.name}, base: base})
-			case m.Name != s.name || m.New != s.isNew:
-				e.prev[k] = m.Name
+			case m.Name != s.name || m.New != s.isNew || unstatted(m):
+				if m.Name != s.name {
+					e.prev[k] = m.Name
+				}
 				m.Name, m.New = s.name, s.isNew
+				m.Size, m.MTime = s.fi.Size(), s.fi.ModTime().UnixNano()
 				batch.PutMessage(m)
 				changed[k] = true
 			}
@@ -558,6 +588,20 @@ func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
 // record adds extracted messages to memory, the batch and changed. e.mu
 // must be held.
 func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]bool) {
+	if len(jobs) > 1000 { // size the maps once, not by doubling
+		per := map[string]int{}
+		for _, j := range jobs {
+			per[j.mb.Name]++
+		}
+		for mb, n := range per {
+			if e.msgs[mb] == nil {
+				e.msgs[mb] = make(map[string]*index.Message, n)
+			}
+		}
+		if len(e.vnames) == 0 {
+			e.vnames = make(map[vkey]key, len(jobs))
+		}
+	}
 	for _, j := range jobs {
 		if j.out == nil {
 			continue
@@ -566,7 +610,7 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 			e.msgs[j.mb.Name] = map[string]*index.Message{}
 		}
 		e.msgs[j.mb.Name][j.base] = j.out
-		e.vnames[vname(j.out)] = key{j.mb.Name, j.base}
+		e.vnames[vkeyOf(j.out)] = key{j.mb.Name, j.base}
 		batch.PutMessage(j.out)
 		changed[key{j.mb.Name, j.base}] = true
 	}
@@ -607,7 +651,7 @@ type scanned struct {
 // syncMailboxes scans the named mailboxes (trusting scan state when
 // useState), extracts new messages in parallel, and updates members.
 func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState bool) error {
-	e.op.Lock()
+	e.lockOp()
 	defer e.op.Unlock()
 	return e.syncLocked(ctx, names, useState)
 }
@@ -615,13 +659,14 @@ func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState boo
 // syncLocked is syncMailboxes with e.op held.
 func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) error {
 	start := e.cfg.Now()
+	t0 := time.Now()
 	e.mu.Lock()
 	mbs := make([]*mailbox, len(names))
 	olds := make([]*index.MailboxState, len(names))
 	for i, n := range names {
 		mbs[i], olds[i] = e.mailboxes[n], e.mstate[n]
 	}
-	needsHash := e.needsHash
+	needsHash, flagsOnly := e.needsHash, e.needs.FlagsOnly()
 	e.mu.Unlock()
 
 	// 1. List the mailboxes (directory entries only).
@@ -717,9 +762,15 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	}
 	e.mu.Unlock()
 
-	if err := e.extractAll(ctx, jobs); err != nil {
+	listed := time.Now()
+	read := e.extractAll
+	if flagsOnly && len(jobs) >= deferMin {
+		read = func(ctx context.Context, jobs []*extractJob) error { return e.deferStat(ctx, jobs, needsHash) }
+	}
+	if err := read(ctx, jobs); err != nil {
 		return err
 	}
+	extracted := time.Now()
 
 	// 3. Record messages and scan state, then recompute membership.
 	e.mu.Lock()
@@ -738,11 +789,35 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	}
 	touched := e.update(batch, changed, false)
 	e.mu.Unlock()
-	if err := batch.Commit(); err != nil {
+	updated := time.Now()
+	if len(jobs) >= deferMin {
+		// A big batch (a cold index) is written while the folders are
+		// already served from memory; the next operation waits for it.
+		slog.Debug("sync", "mailboxes", len(names), "new", len(jobs), "list", listed.Sub(t0), "read", extracted.Sub(listed),
+			"update", updated.Sub(extracted))
+		done := make(chan struct{})
+		e.committed = done
+		go func() {
+			defer close(done)
+			if err := batch.Commit(); err != nil {
+				slog.Error("index not written; the next start reads the backend again", "err", err)
+			}
+			slog.Debug("sync committed", "took", time.Since(updated))
+		}()
+	} else if err := batch.Commit(); err != nil {
 		return err
 	}
 	e.notify(touched)
 	return nil
+}
+
+// lockOp takes e.op, once a big batch's background commit has ended.
+func (e *Engine) lockOp() {
+	e.op.Lock()
+	if e.committed != nil {
+		<-e.committed
+		e.committed = nil
+	}
 }
 
 func (e *Engine) notify(folders []string) {
@@ -769,10 +844,14 @@ func extract(mb *mailbox, ent maildir.Entry, base string, needs query.Needs, nee
 		return nil
 	}
 	m := &index.Message{Mailbox: mb.Name, Base: base, Name: ent.Name, New: ent.New, Size: qm.Size,
-		MTime: qm.Received.UnixNano(), NeedsHash: needsHash, Headers: qm.Headers, ID: qm.ID, References: qm.References}
+		MTime: qm.Received.UnixNano(), NeedsHash: needsHash}
+	mt := &index.Meta{Headers: qm.Headers, ID: qm.ID, References: qm.References}
 	if !qm.Sent.IsZero() {
 		_, off := qm.Sent.Zone()
-		m.HasSent, m.Sent, m.SentOffset = true, qm.Sent.Unix(), int32(off)
+		mt.HasSent, mt.Sent, mt.SentOffset = true, qm.Sent.Unix(), int32(off)
+	}
+	if mt.HasSent || mt.ID != "" || len(mt.References) > 0 || len(mt.Headers) > 0 {
+		m.Meta = mt
 	}
 	return m
 }

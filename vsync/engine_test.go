@@ -487,3 +487,141 @@ func TestInterruptedBigBatchReevaluates(t *testing.T) {
 		t.Error("the marker was not cleared after the re-evaluation")
 	}
 }
+
+// A big cold sync without header queries stat()s only the messages that
+// flag folders take; folders with size or date conditions fill in once
+// Fill has stat()ed the rest, also after a restart in between.
+func TestDeferredStat(t *testing.T) {
+	f := newFixture(t, 1500)
+	folders := []Folder{
+		{Name: "Unread", Mailboxes: []string{"*"}, Query: "UNSEEN"},
+		{Name: "Big", Mailboxes: []string{"*"}, Query: "LARGER 1500"},
+		{Name: "Young", Mailboxes: []string{"*"}, Query: "YOUNGER 864000"},
+	}
+	e := f.open(folders)
+	pending := func() int {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		n := 0
+		for _, ms := range e.msgs {
+			for _, m := range ms {
+				if unstatted(m) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	unread := truth(t, f.root, func(mb, fl string) bool { return !strings.Contains(fl, "S") })
+	if p := pending(); p == 0 || p > 1500-len(unread) {
+		t.Fatalf("%d messages not stat()ed, want some and at most %d", p, 1500-len(unread))
+	}
+	checkEntries := func(folder string, want []string) {
+		t.Helper()
+		got := f.list(folder)
+		if strings.Join(paths(got), "\n") != strings.Join(want, "\n") {
+			t.Fatalf("%s has %d, truth %d", folder, len(got), len(want))
+		}
+		for _, en := range got {
+			fi, err := os.Stat(en.Path)
+			if err != nil || fi.Size() != en.Size || !fi.ModTime().Equal(en.MTime) {
+				t.Fatalf("%s: entry %+v does not describe its backend file", folder, en)
+			}
+		}
+	}
+	checkEntries("Unread", unread)
+	var big, young []string
+	isBig := map[string]bool{}
+	now := f.clk.now()
+	for _, p := range truth(t, f.root, func(string, string) bool { return true }) {
+		fi, _ := os.Stat(p)
+		if fi.Size() > 1500 {
+			big = append(big, p)
+			isBig[p] = true
+		}
+		if now.Sub(fi.ModTime()) < 864000*time.Second {
+			young = append(young, p)
+		}
+	}
+	if len(big) == 0 || len(young) == 0 || len(young) == 1500 {
+		t.Fatalf("corpus: %d big, %d young of 1500; the test needs both kinds", len(big), len(young))
+	}
+	if got := f.list("Big"); len(got) == len(big) {
+		t.Fatal("Big is complete before Fill: nothing was deferred")
+	} else {
+		for _, en := range got {
+			if !isBig[en.Path] {
+				t.Fatalf("Big took %s (%d bytes)", en.Path, en.Size)
+			}
+		}
+	}
+
+	// Seen big messages not yet stat()ed become unseen (reported per file,
+	// then per mailbox): each joins Unread, and Big at once, with its real
+	// size and date.
+	var seen []string
+	e.mu.Lock()
+	for _, ms := range e.msgs {
+		for _, m := range ms {
+			if p := e.pathOf(m); unstatted(m) && !m.New && isBig[p] && len(seen) < 2 {
+				seen = append(seen, p)
+			}
+		}
+	}
+	e.mu.Unlock()
+	if len(seen) < 2 {
+		t.Fatal("the corpus has too few big seen messages")
+	}
+	renamed := map[string]string{}
+	for i, old := range seen {
+		j := strings.LastIndex(old, ":2,")
+		nw := old[:j] + ":2," + strings.ReplaceAll(old[j+3:], "S", "")
+		if err := os.Rename(old, nw); err != nil {
+			t.Fatal(err)
+		}
+		renamed[old] = nw
+		mbDir := filepath.Dir(filepath.Dir(nw))
+		var err error
+		if i == 0 {
+			err = e.FilesChanged(context.Background(), map[string][]string{mbDir: {"cur/" + filepath.Base(old), "cur/" + filepath.Base(nw)}})
+		} else {
+			err = e.MailboxChanged(context.Background(), mailboxOf(t, f.root, nw))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		unread = truth(t, f.root, func(mb, fl string) bool { return !strings.Contains(fl, "S") })
+		checkEntries("Unread", unread)
+		inBig := false
+		for _, en := range f.list("Big") {
+			inBig = inBig || en.Path == nw
+		}
+		if !inBig {
+			t.Fatalf("%s joined Unread but not Big", nw)
+		}
+	}
+	for _, l := range [][]string{big, young} {
+		for i := range l {
+			if nw, ok := renamed[l[i]]; ok {
+				l[i] = nw
+			}
+		}
+		sort.Strings(l)
+	}
+
+	// A restart before Fill keeps what is pending; Fill completes it.
+	e.Close()
+	e = f.open(folders)
+	if pending() == 0 {
+		t.Fatal("the restart lost which messages were not stat()ed")
+	}
+	if err := e.Fill(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p := pending(); p != 0 {
+		t.Fatalf("%d messages still not stat()ed after Fill", p)
+	}
+	checkEntries("Big", big)
+	checkEntries("Young", young)
+	checkEntries("Unread", unread)
+}

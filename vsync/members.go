@@ -69,13 +69,20 @@ func (f *folder) intervals() []time.Duration {
 
 // msgOf builds what a query looks at from an index record.
 func (e *Engine) msgOf(m *index.Message) *query.Msg {
+	qm := &query.Msg{}
+	e.fillMsg(qm, m)
+	return qm
+}
+
+// fillMsg sets qm to what a query looks at of an index record.
+func (e *Engine) fillMsg(qm *query.Msg, m *index.Message) {
 	n, _ := maildir.ParseName(m.Name)
-	qm := &query.Msg{
-		Mailbox: m.Mailbox, Flags: n.Flags, Recent: m.New, Received: time.Unix(0, m.MTime),
-		Size: m.Size, Headers: m.Headers, ID: m.ID, References: m.References,
-	}
-	if m.HasSent {
-		qm.Sent = time.Unix(m.Sent, 0).In(time.FixedZone("", int(m.SentOffset)))
+	*qm = query.Msg{Mailbox: m.Mailbox, Flags: n.Flags, Recent: m.New, Received: time.Unix(0, m.MTime), Size: m.Size}
+	if mt := m.Meta; mt != nil {
+		qm.Headers, qm.ID, qm.References = mt.Headers, mt.ID, mt.References
+		if mt.HasSent {
+			qm.Sent = time.Unix(mt.Sent, 0).In(time.FixedZone("", int(mt.SentOffset)))
+		}
 	}
 	if mb := e.mailboxes[m.Mailbox]; mb != nil {
 		for _, l := range maildir.KeywordLetters(n.Flags) {
@@ -88,7 +95,6 @@ func (e *Engine) msgOf(m *index.Message) *query.Msg {
 			qm.Text = func(headers bool, fn func(string) bool) error { return message.TextOf(p, headers, fn) }
 		}
 	}
-	return qm
 }
 
 func (e *Engine) pathOf(m *index.Message) string {
@@ -111,12 +117,18 @@ func (e *Engine) entry(mem *index.Member, m *index.Message) Entry {
 func virtualName(mem *index.Member, m *index.Message) string {
 	name := mem.Name
 	if name == "" {
-		name = vname(m)
+		k := vkeyOf(m)
+		if i := strings.LastIndexByte(m.Name, ':'); i > 0 && normalInfo(m.Name[i+1:]) {
+			// The common case, in one allocation: the info part is
+			// already "2," + sorted flags.
+			return "V" + string(k[:]) + ".vmfs" + m.Name[i:]
+		}
+		name = "V" + string(k[:]) + ".vmfs"
 	}
 	if i := strings.LastIndexByte(m.Name, ':'); i > 0 {
 		info := m.Name[i+1:]
 		if normalInfo(info) {
-			name += ":" + info // the common case: already "2," + sorted flags
+			name += ":" + info
 		} else if n, err := maildir.ParseName(m.Name); err == nil {
 			name = maildir.Name{Base: name, Flags: n.Flags, Extra: n.Extra, HasInfo: true}.String()
 		}
@@ -176,8 +188,6 @@ func normalInfo(info string) bool {
 func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string {
 	// What a query sees of a message is built once per update, however
 	// many folders look at it.
-	e.qcache = map[*index.Message]*query.Msg{}
-	defer func() { e.qcache = nil }()
 	now := e.cfg.Now()
 	var names []string
 	for n := range e.mailboxes {
@@ -190,7 +200,17 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 		e.incomplete = false
 	}
 	var touched []string
-	for _, fname := range e.order {
+	// Folders without size or date conditions go first: a message they
+	// take is stat()ed (ensureStat), and then the others can see it too.
+	order := make([]string, 0, len(e.order))
+	for _, pass := range []bool{false, true} {
+		for _, fname := range e.order {
+			if e.folders[fname].needsStat == pass {
+				order = append(order, fname)
+			}
+		}
+	}
+	for _, fname := range order {
 		f := e.folders[fname]
 		sel := f.sel(names)
 		full := all || f.rebuild || f.threads()
@@ -228,11 +248,16 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 // folder's definition changed (rebuild): then it leaves at once, as
 // Dovecot drops every message when a definition is edited.
 func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int, now time.Time, changed map[key]bool, rebuild bool) bool {
-	sort.Slice(cand, func(i, j int) bool {
-		return cand[i].mailbox < cand[j].mailbox || cand[i].mailbox == cand[j].mailbox && cand[i].base < cand[j].base
-	})
+	if f.threads() { // threads are built in a fixed order
+		sort.Slice(cand, func(i, j int) bool {
+			return cand[i].mailbox < cand[j].mailbox || cand[i].mailbox == cand[j].mailbox && cand[i].base < cand[j].base
+		})
+	}
+	threads := f.threads()
 	var msgs []*index.Message
-	var qms []*query.Msg
+	var qms []*query.Msg // threads: every candidate's, for MatchAll
+	var res []bool
+	var scratch query.Msg
 	var keys []key
 	touched := false
 	for _, k := range cand {
@@ -245,16 +270,21 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 			}
 			continue
 		}
-		msgs, keys = append(msgs, m), append(keys, k)
-		qm := e.qcache[m]
-		if qm == nil {
-			qm = e.msgOf(m)
-			e.qcache[m] = qm
+		if f.needsStat && unstatted(m) && f.members[k] == nil {
+			continue // taken, if it matches, once Fill has stat()ed it
 		}
-		qms = append(qms, qm)
+		msgs, keys = append(msgs, m), append(keys, k)
+		if threads {
+			qms = append(qms, e.msgOf(m))
+		} else {
+			// One scratch value: what a query sees is cheap to build
+			// and needs no keeping.
+			e.fillMsg(&scratch, m)
+			res = append(res, f.rules[sel[k.mailbox]].Match(&scratch, now))
+		}
 	}
-	res := make([]bool, len(qms))
-	if f.threads() {
+	if threads {
+		res = make([]bool, len(qms))
 		// Threads form within each rule's mailboxes.
 		for r, q := range f.rules {
 			var idx []int
@@ -268,17 +298,15 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 				res[idx[j]] = ok
 			}
 		}
-	} else {
-		for i, qm := range qms {
-			res[i] = f.rules[sel[keys[i].mailbox]].Match(qm, now)
-		}
 	}
 	var added []*index.Message
 	for i, k := range keys {
 		mem := f.members[k]
 		switch {
 		case res[i] && mem == nil:
-			added = append(added, msgs[i])
+			if e.ensureStat(b, msgs[i]) {
+				added = append(added, msgs[i])
+			}
 		case res[i] && mem.Linger != 0 && !mem.Written:
 			mem.Linger = 0 // matches again within the linger: not added twice
 			b.PutMember(f.def.Name, mem)
@@ -370,11 +398,9 @@ func (f *folder) noteExpiry(deadline int64) {
 // Tick re-evaluates folders whose queries depend on the time (YOUNGER,
 // OLDER) and ends lingers that are due. Call it every few seconds.
 func (e *Engine) Tick() error {
-	e.op.Lock()
+	e.lockOp()
 	defer e.op.Unlock()
 	e.mu.Lock()
-	e.qcache = map[*index.Message]*query.Msg{}
-	defer func() { e.qcache = nil }()
 	b := e.store.NewBatch()
 	now := e.cfg.Now()
 	var touched []string
@@ -431,7 +457,7 @@ func (e *Engine) Tick() error {
 // Expunge drops at once the messages of a folder that no longer match
 // (SPEC §6.4: Dovecot's reopen).
 func (e *Engine) Expunge(folderName string) error {
-	e.op.Lock()
+	e.lockOp()
 	defer e.op.Unlock()
 	e.mu.Lock()
 	f := e.folders[folderName]

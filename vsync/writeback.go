@@ -40,7 +40,9 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 	vbase := maildir.BaseOf(vname)
 	k, ok := f.alias[vbase]
 	if !ok {
-		k, ok = e.vnames[vbase]
+		if vk, valid := parseVirtualBase(vbase); valid {
+			k, ok = e.vnames[vk]
+		}
 	}
 	if !ok || f.members[k] == nil {
 		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
@@ -94,7 +96,7 @@ func (e *Engine) Get(folderName, vbase string) (Entry, error) {
 // are kept. A file renamed by someone else meanwhile is found again by its
 // base name. It returns the message's new entry.
 func (e *Engine) SetFlags(ctx context.Context, folderName, vname, flags string, toNew bool) (Entry, error) {
-	e.op.Lock()
+	e.lockOp()
 	defer e.op.Unlock()
 	e.mu.Lock()
 	f, k, m, err := e.lookup(folderName, vname)
@@ -161,7 +163,7 @@ func renameMsg(dir, base, src, dst string) error {
 // Delete removes a folder's message from the backend (every folder that
 // showed it drops it). A file renamed meanwhile is found by base name.
 func (e *Engine) Delete(ctx context.Context, folderName, vname string) error {
-	e.op.Lock()
+	e.lockOp()
 	defer e.op.Unlock()
 	e.mu.Lock()
 	_, k, m, err := e.lookup(folderName, vname)
@@ -236,7 +238,7 @@ func (e *Engine) mailboxDir(name string) (string, error) {
 // forget removes a message from memory and the index. e.mu must be held.
 func (e *Engine) forget(b *index.Batch, k key) {
 	delete(e.msgs[k.mailbox], k.base)
-	delete(e.vnames, VirtualBase(k.mailbox, k.base))
+	delete(e.vnames, virtualKey(k.mailbox, k.base))
 	delete(e.prev, k)
 	b.DeleteMessage(k.mailbox, k.base)
 }
@@ -247,7 +249,7 @@ func (e *Engine) forget(b *index.Batch, k key) {
 // client gave the message (Maildir clients deliver tmp/X → new/X and then
 // expect X); the message keeps it in the folder.
 func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Reader, flags string, toCur bool) (Entry, error) {
-	e.op.Lock()
+	e.lockOp()
 	defer e.op.Unlock()
 	e.mu.Lock()
 	f := e.folders[folderName]
@@ -287,7 +289,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		e.msgs[save] = map[string]*index.Message{}
 	}
 	e.msgs[save][base] = m
-	e.vnames[vname(m)] = k
+	e.vnames[vkeyOf(m)] = k
 	b := e.store.NewBatch()
 	b.PutMessage(m)
 	touched := e.update(b, map[key]bool{k: true}, false)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -210,11 +211,14 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		return fmt.Errorf("index %s: %w", root, err)
 	}
 	slog.Info("index ready", "backend", root, "took", time.Since(start).Round(time.Millisecond))
-	if p := os.Getenv("VMFS_MEMPROFILE"); p != "" { // for performance work
-		if f, err := os.Create(p); err == nil {
-			pprof.WriteHeapProfile(f)
-			f.Close()
-		}
+	if p := os.Getenv("VMFS_MEMPROFILE"); p != "" { // for performance work: the heap at unmount
+		defer func() {
+			if f, err := os.Create(p); err == nil {
+				runtime.GC()
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}()
 	}
 	stopControl, err := serveControl(ctx, state, eng)
 	if err != nil {

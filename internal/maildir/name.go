@@ -37,7 +37,7 @@ type Name struct {
 // with an info part of another version than "2" (":1,..." is experimental
 // and never written by real clients).
 func ParseName(s string) (Name, error) {
-	if s == "" || s[0] == '.' || strings.ContainsAny(s, "/\x00") {
+	if s == "" || s[0] == '.' || strings.IndexByte(s, '/') >= 0 || strings.IndexByte(s, 0) >= 0 {
 		return Name{}, fmt.Errorf("%w: %q", ErrBadName, s)
 	}
 	i := strings.LastIndexByte(s, ':')
@@ -82,6 +82,13 @@ func BaseOf(s string) string {
 // non-ASCII bytes are dropped: they cannot be flags, and keeping them would
 // break the name. Every other character is an unknown flag and is kept.
 func NormFlags(s string) string {
+	sorted := true // the common case: already normal, returned without a copy
+	for i := 0; i < len(s) && sorted; i++ {
+		sorted = isFlagChar(s[i]) && (i == 0 || s[i] > s[i-1])
+	}
+	if sorted {
+		return s
+	}
 	var seen [128]bool
 	for i := 0; i < len(s); i++ {
 		c := s[i]

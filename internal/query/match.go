@@ -38,6 +38,9 @@ type Needs struct {
 	AllHeaders  bool     // every header field as text (TEXT)
 	Threads     bool     // Message-ID, In-Reply-To, References, and whole-set evaluation
 	TimeRelated bool     // the result changes as time passes (YOUNGER, OLDER)
+	// Stat: the received date or the size (BEFORE, ON, SINCE, YOUNGER,
+	// OLDER, LARGER, SMALLER), which come from the file's mtime and size.
+	Stat bool
 	// Intervals are the YOUNGER/OLDER arguments: a message's result can
 	// change only when its age crosses one of them.
 	Intervals []time.Duration
@@ -77,8 +80,10 @@ func Compile(s string) (*Query, error) {
 		case OpSentBefore, OpSentOn, OpSentSince:
 			qu.needs.Sent = true
 		case OpYounger, OpOlder:
-			qu.needs.TimeRelated = true
+			qu.needs.TimeRelated, qu.needs.Stat = true, true
 			qu.needs.Intervals = append(qu.needs.Intervals, time.Duration(n.N)*time.Second)
+		case OpBefore, OpOn, OpSince, OpLarger, OpSmaller:
+			qu.needs.Stat = true
 		case OpInThread:
 			qu.needs.Threads = true
 		}

@@ -77,10 +77,13 @@ func TestNeeds(t *testing.T) {
 		timeRel   bool
 		threads   bool
 		sent      bool
+		stat      bool
 	}{
 		{in: "UNSEEN", flagsOnly: true},
-		{in: "FLAGGED LARGER 5 SINCE 1-Jan-2020 MAILBOX x", flagsOnly: true},
-		{in: "YOUNGER 604800", flagsOnly: true, timeRel: true},
+		{in: "FLAGGED LARGER 5 SINCE 1-Jan-2020 MAILBOX x", flagsOnly: true, stat: true},
+		{in: "YOUNGER 604800", flagsOnly: true, timeRel: true, stat: true},
+		{in: "NOT OR SMALLER 10 ON 1-Jan-2020", flagsOnly: true, stat: true},
+		{in: "OR KEYWORD $x NEW", flagsOnly: true},
 		{in: "FROM a SUBJECT b", headers: "from,subject"},
 		{in: "HEADER List-Id x OR TO a CC b", headers: "cc,list-id,to"},
 		{in: "BODY x", body: true},
@@ -91,7 +94,7 @@ func TestNeeds(t *testing.T) {
 		q := MustCompile(tc.in)
 		n := q.Needs()
 		if n.FlagsOnly() != tc.flagsOnly || strings.Join(n.Headers, ",") != tc.headers || n.Body != tc.body ||
-			n.AllHeaders != tc.all || n.TimeRelated != tc.timeRel || n.Threads != tc.threads || n.Sent != tc.sent {
+			n.AllHeaders != tc.all || n.TimeRelated != tc.timeRel || n.Threads != tc.threads || n.Sent != tc.sent || n.Stat != tc.stat {
 			t.Errorf("Needs(%q) = %+v", tc.in, n)
 		}
 	}

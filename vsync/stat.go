@@ -1,0 +1,223 @@
+package vsync
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"vmfs/index"
+	"vmfs/internal/query"
+)
+
+// Deferred stat. A message's size and mtime cost one lstat of its file,
+// which on a cold cache is most of a cold index (names and flags come from
+// the directory listing alone). When no folder needs to read a header, a
+// big sync records new messages from their names only (Size < 0: not
+// stat()ed yet) and stat()s at once just those that join a folder whose
+// rules need neither size nor dates (their UID order and listing
+// attributes need both). Folders that do need them (YOUNGER, SINCE,
+// LARGER, …) take such a message only once Fill has stat()ed it. Every
+// member of every folder has been stat()ed.
+
+// deferMin is the number of new messages from which a sync defers stat().
+const deferMin = 1000
+
+// fillChunk is how many messages Fill stat()s per index commit.
+const fillChunk = 5000
+
+// unstatted reports whether a message's file has not been stat()ed yet.
+func unstatted(m *index.Message) bool { return m.Size < 0 }
+
+// lstatAll stat()s the files at paths in parallel; ok[i] is false for a
+// file that vanished or is not a regular file.
+func lstatAll(ctx context.Context, paths []string) (size, mtime []int64, ok []bool) {
+	size, mtime, ok = make([]int64, len(paths)), make([]int64, len(paths)), make([]bool, len(paths))
+	next := make(chan int, 256)
+	var wg sync.WaitGroup
+	for w := 0; w < min(len(paths), max(8, 4*runtime.NumCPU())); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if fi, err := os.Lstat(paths[i]); err == nil && fi.Mode().IsRegular() {
+					size[i], mtime[i], ok[i] = fi.Size(), fi.ModTime().UnixNano(), true
+				}
+			}
+		}()
+	}
+	for i := range paths {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return size, mtime, ok
+}
+
+// deferStat records jobs' messages from their names, keeping what an
+// earlier record knew of the file, and stat()s those that a folder without
+// size or date conditions takes. Messages that vanished meanwhile are
+// dropped (j.out nil). It holds no lock while stat()ing: the caller holds
+// e.op.
+func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash uint64) error {
+	e.mu.Lock()
+	now := e.cfg.Now()
+	names := e.mailboxNames()
+	type flagFolder struct {
+		f   *folder
+		sel map[string]int
+	}
+	var ffs []flagFolder
+	for _, fname := range e.order {
+		if f := e.folders[fname]; !f.needsStat {
+			ffs = append(ffs, flagFolder{f, f.sel(names)})
+		}
+	}
+	var want []*extractJob
+	var paths []string
+	var qm query.Msg
+	for _, j := range jobs {
+		m := &index.Message{Mailbox: j.mb.Name, Base: j.base, Name: j.ent.Name, New: j.ent.New, Size: -1, NeedsHash: needsHash}
+		if old := e.msgs[j.mb.Name][j.base]; old != nil && !unstatted(old) {
+			m.Size, m.MTime = old.Size, old.MTime
+		}
+		j.out = m
+		if !unstatted(m) {
+			continue
+		}
+		e.fillMsg(&qm, m)
+		for _, ff := range ffs {
+			if r, in := ff.sel[m.Mailbox]; in && ff.f.rules[r].Match(&qm, now) {
+				want = append(want, j)
+				paths = append(paths, j.mb.Path+"/"+subdir(m.New)+"/"+m.Name)
+				break
+			}
+		}
+	}
+	e.mu.Unlock()
+	size, mtime, ok := lstatAll(ctx, paths)
+	for i, j := range want {
+		if ok[i] {
+			j.out.Size, j.out.MTime = size[i], mtime[i]
+		} else {
+			j.out = nil // vanished (the watcher reports where it went) or not a file
+		}
+	}
+	return ctx.Err()
+}
+
+func subdir(isNew bool) string {
+	if isNew {
+		return "new"
+	}
+	return "cur"
+}
+
+// mailboxNames returns the names of the backend's mailboxes. e.mu must be
+// held.
+func (e *Engine) mailboxNames() []string {
+	names := make([]string, 0, len(e.mailboxes))
+	for n := range e.mailboxes {
+		names = append(names, n)
+	}
+	return names
+}
+
+// ensureStat stat()s a message about to join a folder, if that has not
+// been done; false if its file is gone. e.mu must be held: this is for the
+// few messages of an incremental change (a big sync stat()s in
+// deferStat).
+func (e *Engine) ensureStat(b *index.Batch, m *index.Message) bool {
+	if !unstatted(m) {
+		return true
+	}
+	fi, err := os.Lstat(e.pathOf(m))
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	m.Size, m.MTime = fi.Size(), fi.ModTime().UnixNano()
+	b.PutMessage(m)
+	return true
+}
+
+// Fill stat()s the messages that a big sync recorded from their names only
+// and that a folder with size or date conditions may take, and evaluates
+// them for those folders, in chunks so that clients' write-backs are not
+// held up. It returns when none is left to do (or ctx ends); messages whose
+// files have vanished are left for the watcher's next report. Call it after
+// Sync, e.g. in the background once the mount is up.
+func (e *Engine) Fill(ctx context.Context) error {
+	e.mu.Lock()
+	names := e.mailboxNames()
+	need := map[string]bool{}
+	for _, f := range e.folders {
+		if f.needsStat {
+			for mb := range f.sel(names) {
+				need[mb] = true
+			}
+		}
+	}
+	var todo []*index.Message
+	for mb := range need {
+		for _, m := range e.msgs[mb] {
+			if unstatted(m) {
+				todo = append(todo, m)
+			}
+		}
+	}
+	e.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	start, filled := time.Now(), 0
+	for len(todo) > 0 && ctx.Err() == nil {
+		chunk := todo[:min(fillChunk, len(todo))]
+		todo = todo[len(chunk):]
+		n, err := e.fillChunk(ctx, chunk)
+		if err != nil {
+			return err
+		}
+		filled += n
+	}
+	if filled >= deferMin {
+		slog.Info("sizes and dates read", "messages", filled, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return ctx.Err()
+}
+
+func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, error) {
+	e.lockOp()
+	defer e.op.Unlock()
+	e.mu.Lock()
+	paths := make([]string, len(chunk))
+	for i, m := range chunk {
+		paths[i] = e.pathOf(m)
+	}
+	e.mu.Unlock()
+	size, mtime, ok := lstatAll(ctx, paths)
+	e.mu.Lock()
+	b := e.store.NewBatch()
+	changed := map[key]bool{}
+	for i, m := range chunk {
+		// Still the same record, at the same place: e.op kept syncs out,
+		// but check rather than trust.
+		if !ok[i] || e.msgs[m.Mailbox][m.Base] != m || !unstatted(m) || e.pathOf(m) != paths[i] {
+			continue
+		}
+		m.Size, m.MTime = size[i], mtime[i]
+		b.PutMessage(m)
+		changed[key{m.Mailbox, m.Base}] = true
+	}
+	touched := e.update(b, changed, false)
+	e.mu.Unlock()
+	if err := b.Commit(); err != nil {
+		return 0, err
+	}
+	e.notify(touched)
+	return len(changed), nil
+}
