@@ -24,6 +24,21 @@ func (e enc) bool(b bool) enc {
 type dec struct {
 	b   []byte
 	err error
+	// src, when set, holds the same bytes as the buffer b is a part of
+	// (which ends where src ends): strings are then cut from it instead of
+	// copied, as the snapshot does for a whole file.
+	src string
+}
+
+// sub returns a decoder for the next n bytes, and skips them.
+func (d *dec) sub(n uint64) *dec {
+	if d.err != nil || uint64(len(d.b)) < n {
+		d.err = errValue
+		return &dec{err: errValue}
+	}
+	s := &dec{b: d.b[:n], src: d.src} // same capacity: see str
+	d.b = d.b[n:]
+	return s
 }
 
 func (d *dec) uvarint() uint64 {
@@ -61,7 +76,13 @@ func (d *dec) str() string {
 		d.err = errValue
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	if d.src != "" {
+		off := len(d.src) - cap(d.b) // d.b is a part of the buffer src copies, up to its end
+		s = d.src[off : off+int(n)]
+	} else {
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }
@@ -163,9 +184,12 @@ func (m *Message) encode() []byte {
 	return e
 }
 
-func (m *Message) decode(b []byte) error {
-	d := &dec{b: b}
-	mt := &Meta{}
+func (m *Message) decode(b []byte) error { return m.decodeFrom(&dec{b: b}) }
+
+func (m *Message) decodeFrom(d *dec) error {
+	b := d.b
+	var meta Meta // allocated only if not empty
+	mt := &meta
 	m.Name, m.New, m.Size, m.MTime, m.NeedsHash = d.str(), d.bool(), d.varint(), d.varint(), d.uvarint()
 	mt.Sent, mt.SentOffset, mt.HasSent, mt.ID = d.varint(), int32(d.varint()), d.bool(), d.str()
 	n := d.uvarint()
@@ -196,7 +220,8 @@ func (m *Message) decode(b []byte) error {
 	}
 	m.Meta = nil
 	if !mt.empty() {
-		m.Meta = mt
+		m.Meta = new(Meta)
+		*m.Meta = meta
 	}
 	m.shareBase()
 	return d.done()
@@ -262,8 +287,9 @@ func (m *Member) encode() []byte {
 	return enc(nil).str(m.Mailbox).str(m.Base).varint(m.Linger).bool(m.Written).str(m.Name)
 }
 
-func (m *Member) decode(b []byte) error {
-	d := &dec{b: b}
+func (m *Member) decode(b []byte) error { return m.decodeFrom(&dec{b: b}) }
+
+func (m *Member) decodeFrom(d *dec) error {
 	m.Mailbox, m.Base, m.Linger, m.Written, m.Name = d.str(), d.str(), d.varint(), d.bool(), d.str()
 	return d.done()
 }

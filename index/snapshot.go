@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -82,13 +83,19 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 	if binary.BigEndian.Uint32(p) != SchemaVersion || binary.BigEndian.Uint64(p[4:]) != g {
 		return nil, errors.New("snapshot is stale")
 	}
-	d := &dec{b: data[hdr:]}
+	// Every string of the snapshot is cut from the file's bytes (never
+	// changed after this point) rather than copied: one allocation, no
+	// per-string work. The bytes stay alive as long as one string does,
+	// which is about as long as the strings' copies would.
+	data = data[:len(data):len(data)]
+	d := &dec{b: data[hdr:], src: unsafe.String(&data[0], len(data))}
 	snap := &Snapshot{
 		Messages:  map[string]map[string]*Message{},
 		Mailboxes: map[string]*MailboxState{},
 		Folders:   map[string]*FolderState{},
 		Members:   map[string][]*Member{},
 	}
+	var members []Member
 	for {
 		if len(d.b) == 0 {
 			return nil, errValue
@@ -102,8 +109,7 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 		if d.err != nil || uint64(len(d.b)) < n {
 			return nil, errValue
 		}
-		rec := &dec{b: d.b[:n]}
-		d.b = d.b[n:]
+		rec := d.sub(n)
 		name := rec.str()
 		switch typ {
 		case 'M':
@@ -113,6 +119,7 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			}
 			ms := make(map[string]*Message, count)
 			snap.Messages[name] = ms
+			slab := make([]Message, count) // one allocation per mailbox
 			for i := uint64(0); i < count; i++ {
 				if len(d.b) == 0 || d.b[0] != 'm' {
 					return nil, errValue
@@ -122,11 +129,11 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 				if d.err != nil || uint64(len(d.b)) < n {
 					return nil, errValue
 				}
-				r := &dec{b: d.b[:n]}
-				d.b = d.b[n:]
+				r := d.sub(n)
 				base, vn := r.str(), r.bytes()
-				m := &Message{Mailbox: name, Base: base}
-				if r.err != nil || m.decode(r.b) != nil {
+				m := &slab[i]
+				m.Mailbox, m.Base = name, base
+				if r.err != nil || m.decodeFrom(r) != nil {
 					return nil, errValue
 				}
 				if len(vn) == len(m.VName) {
@@ -148,8 +155,13 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			snap.Folders[name] = st
 		case 'u':
 			uid := rec.uvarint()
-			m := &Member{UID: uint32(uid)}
-			if rec.err != nil || m.decode(rec.b) != nil {
+			if len(members) == 0 {
+				members = make([]Member, 4096) // allocated in chunks
+			}
+			m := &members[0]
+			members = members[1:]
+			m.UID = uint32(uid)
+			if rec.err != nil || m.decodeFrom(rec) != nil {
 				return nil, errValue
 			}
 			snap.Members[name] = append(snap.Members[name], m)
@@ -157,8 +169,10 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			return nil, errValue
 		}
 	}
-	for _, ms := range snap.Members {
-		sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
+	for _, ms := range snap.Members { // SaveSnapshot writes them in order
+		if !sort.SliceIsSorted(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID }) {
+			sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
+		}
 	}
 	return snap, nil
 }
@@ -202,6 +216,7 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 		rec('f', append(enc(nil).str(name), st.encode()...))
 	}
 	for name, ms := range snap.Members {
+		sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID }) // read back in order
 		for _, m := range ms {
 			rec('u', append(enc(nil).str(name).uvarint(uint64(m.UID)), m.encode()...))
 		}

@@ -140,13 +140,18 @@ type Engine struct {
 	mstate    map[string]*index.MailboxState
 	needs     query.Needs
 	needsHash uint64
-	vnames    map[vkey]key // virtual base name → backend message
+	// vnames maps virtual base names to backend messages; nil until the
+	// first lookup by name needs it (see names), so that a start with a
+	// warm index does not wait for it.
+	vnames map[vkey]key
 	// prev holds each renamed message's previous file name, so that a
 	// client acting on a name it listed before the rename still finds it.
 	prev map[key]string
 	// incomplete is set when the store's last big batch was cut short;
 	// cleared once a full evaluation has been committed.
 	incomplete bool
+	// fillPending: some messages may not have been stat()ed (see Fill).
+	fillPending bool
 }
 
 // Open loads the index in stateDir (rebuilding it if damaged) and compiles
@@ -192,7 +197,9 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	sort.Strings(e.order)
 	e.needs, e.needsHash = unionNeeds(needs)
 
+	t0 := time.Now()
 	st, err := index.Open(stateDir)
+	tOpen := time.Since(t0)
 	if errors.Is(err, index.ErrDamaged) {
 		slog.Error("index damaged; rebuilding from the backend", "err", err)
 		st, err = index.Rebuild(stateDir)
@@ -213,6 +220,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		}
 	}
 	e.store = st
+	tLoad := time.Since(t0)
 	e.msgs, e.mstate = snap.Messages, snap.Mailboxes
 	// A big batch cut short by a crash may have recorded messages without
 	// their memberships: every folder is evaluated again.
@@ -225,11 +233,13 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	for _, ms := range e.msgs {
 		total += len(ms)
 	}
-	e.vnames = make(map[vkey]key, total)
 	e.prev = map[key]string{}
-	for mb, ms := range e.msgs {
-		for base, m := range ms {
-			e.vnames[vkeyOf(m)] = key{mb, base}
+	for _, ms := range e.msgs {
+		for _, m := range ms {
+			if unstatted(m) {
+				e.fillPending = true
+				break
+			}
 		}
 	}
 	b := st.NewBatch()
@@ -275,6 +285,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		st.Close()
 		return nil, err
 	}
+	slog.Debug("index loaded", "open", tOpen, "load", tLoad-tOpen, "engine", time.Since(t0)-tLoad)
 	return e, nil
 }
 
@@ -365,6 +376,23 @@ func parseVirtualBase(s string) (vkey, bool) {
 	}
 	copy(k[:], s[1:])
 	return k, true
+}
+
+// names returns vnames, built on first use. e.mu must be held.
+func (e *Engine) names() map[vkey]key {
+	if e.vnames == nil {
+		n := 0
+		for _, ms := range e.msgs {
+			n += len(ms)
+		}
+		e.vnames = make(map[vkey]key, n)
+		for mb, ms := range e.msgs {
+			for base, m := range ms {
+				e.vnames[vkeyOf(m)] = key{mb, base}
+			}
+		}
+	}
+	return e.vnames
 }
 
 // vkeyOf returns a message's virtual key, computed once.
@@ -598,9 +626,6 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 				e.msgs[mb] = make(map[string]*index.Message, n)
 			}
 		}
-		if len(e.vnames) == 0 {
-			e.vnames = make(map[vkey]key, len(jobs))
-		}
 	}
 	for _, j := range jobs {
 		if j.out == nil {
@@ -610,7 +635,9 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 			e.msgs[j.mb.Name] = map[string]*index.Message{}
 		}
 		e.msgs[j.mb.Name][j.base] = j.out
-		e.vnames[vkeyOf(j.out)] = key{j.mb.Name, j.base}
+		if e.vnames != nil {
+			e.vnames[vkeyOf(j.out)] = key{j.mb.Name, j.base}
+		}
 		batch.PutMessage(j.out)
 		changed[key{j.mb.Name, j.base}] = true
 	}

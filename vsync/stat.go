@@ -99,6 +99,7 @@ func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash ui
 			}
 		}
 	}
+	e.fillPending = e.fillPending || len(want) < len(jobs)
 	e.mu.Unlock()
 	size, mtime, ok := lstatAll(ctx, paths)
 	for i, j := range want {
@@ -153,6 +154,11 @@ func (e *Engine) ensureStat(b *index.Batch, m *index.Message) bool {
 // Sync, e.g. in the background once the mount is up.
 func (e *Engine) Fill(ctx context.Context) error {
 	e.mu.Lock()
+	if !e.fillPending {
+		e.mu.Unlock()
+		return nil
+	}
+	e.fillPending = false
 	names := e.mailboxNames()
 	need := map[string]bool{}
 	for _, f := range e.folders {
@@ -174,20 +180,30 @@ func (e *Engine) Fill(ctx context.Context) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	start, filled := time.Now(), 0
+	start, filled, want := time.Now(), 0, len(todo)
 	for len(todo) > 0 && ctx.Err() == nil {
 		chunk := todo[:min(fillChunk, len(todo))]
 		todo = todo[len(chunk):]
 		n, err := e.fillChunk(ctx, chunk)
+		filled += n
 		if err != nil {
+			e.setFillPending()
 			return err
 		}
-		filled += n
+	}
+	if filled < want {
+		e.setFillPending() // vanished or moved meanwhile: try again later
 	}
 	if filled >= deferMin {
 		slog.Info("sizes and dates read", "messages", filled, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return ctx.Err()
+}
+
+func (e *Engine) setFillPending() {
+	e.mu.Lock()
+	e.fillPending = true
+	e.mu.Unlock()
 }
 
 func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, error) {

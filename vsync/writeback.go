@@ -41,7 +41,7 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 	k, ok := f.alias[vbase]
 	if !ok {
 		if vk, valid := parseVirtualBase(vbase); valid {
-			k, ok = e.vnames[vk]
+			k, ok = e.names()[vk]
 		}
 	}
 	if !ok || f.members[k] == nil {
@@ -238,7 +238,9 @@ func (e *Engine) mailboxDir(name string) (string, error) {
 // forget removes a message from memory and the index. e.mu must be held.
 func (e *Engine) forget(b *index.Batch, k key) {
 	delete(e.msgs[k.mailbox], k.base)
-	delete(e.vnames, virtualKey(k.mailbox, k.base))
+	if e.vnames != nil {
+		delete(e.vnames, virtualKey(k.mailbox, k.base))
+	}
 	delete(e.prev, k)
 	b.DeleteMessage(k.mailbox, k.base)
 }
@@ -289,7 +291,9 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		e.msgs[save] = map[string]*index.Message{}
 	}
 	e.msgs[save][base] = m
-	e.vnames[vkeyOf(m)] = k
+	if e.vnames != nil {
+		e.vnames[vkeyOf(m)] = k
+	}
 	b := e.store.NewBatch()
 	b.PutMessage(m)
 	touched := e.update(b, map[key]bool{k: true}, false)

@@ -270,6 +270,26 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	done := make(chan struct{})
 	go func() { srv.Wait(); close(done) }()
 
+	// Sizes and dates that a big sync left for later (folders with
+	// YOUNGER, SINCE, LARGER, … fill in from them), now and after every
+	// rescan.
+	fillCtx, stopFill := context.WithCancel(ctx)
+	filling := make(chan struct{})
+	go func() {
+		defer close(filling)
+		for {
+			if err := eng.Fill(fillCtx); err != nil && fillCtx.Err() == nil {
+				slog.Error("reading sizes and dates", "err", err)
+			}
+			select {
+			case <-fillCtx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	defer func() { stopFill(); <-filling }()
+
 	poll := time.NewTicker(o.Poll)
 	defer poll.Stop()
 	tick := time.NewTicker(time.Second)
