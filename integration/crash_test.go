@@ -155,7 +155,7 @@ func TestCrashBetweenRenameAndCommit(t *testing.T) {
 	eventually(t, 5*time.Second, func() string {
 		for _, n := range names(t, m.path("Unread", "cur")) {
 			if maildir.BaseOf(n) == maildir.BaseOf(name) {
-				if !strings.HasSuffix(n, "S") {
+				if got, _ := maildir.ParseName(n); !maildir.HasFlag(got.Flags, 'S') {
 					return "listed without its new flag: " + n
 				}
 				return ""

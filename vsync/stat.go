@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"vmfs/index"
@@ -33,7 +34,7 @@ func unstatted(m *index.Message) bool { return m.Size < 0 }
 
 // lstatAll stat()s the files at paths in parallel; ok[i] is false for a
 // file that vanished or is not a regular file.
-func lstatAll(ctx context.Context, paths []string) (size, mtime []int64, ok []bool) {
+func lstatAll(ctx context.Context, paths []string, done *atomic.Int64) (size, mtime []int64, ok []bool) {
 	size, mtime, ok = make([]int64, len(paths)), make([]int64, len(paths)), make([]bool, len(paths))
 	next := make(chan int, 256)
 	var wg sync.WaitGroup
@@ -44,6 +45,9 @@ func lstatAll(ctx context.Context, paths []string) (size, mtime []int64, ok []bo
 			for i := range next {
 				if fi, err := os.Lstat(paths[i]); err == nil && fi.Mode().IsRegular() {
 					size[i], mtime[i], ok[i] = fi.Size(), fi.ModTime().UnixNano(), true
+				}
+				if done != nil {
+					done.Add(1)
 				}
 			}
 		}()
@@ -101,7 +105,12 @@ func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash ui
 	}
 	e.fillPending = e.fillPending || len(want) < len(jobs)
 	e.mu.Unlock()
-	size, mtime, ok := lstatAll(ctx, paths)
+	// Progress counts every new message; those not stat()ed are done.
+	var done atomic.Int64
+	done.Store(int64(len(jobs) - len(want)))
+	stopProgress := e.progress(len(jobs), &done)
+	size, mtime, ok := lstatAll(ctx, paths, &done)
+	stopProgress()
 	for i, j := range want {
 		if ok[i] {
 			j.out.Size, j.out.MTime = size[i], mtime[i]
@@ -215,7 +224,7 @@ func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, er
 		paths[i] = e.pathOf(m)
 	}
 	e.mu.Unlock()
-	size, mtime, ok := lstatAll(ctx, paths)
+	size, mtime, ok := lstatAll(ctx, paths, nil)
 	e.mu.Lock()
 	b := e.store.NewBatch()
 	changed := map[key]bool{}

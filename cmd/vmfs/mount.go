@@ -170,6 +170,10 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		return err
 	}
 	defer eng.Close()
+	memCtx, stopMem := context.WithCancel(ctx)
+	memDone := make(chan struct{})
+	go func() { governMemory(memCtx); close(memDone) }()
+	defer func() { stopMem(); <-memDone }()
 	// Live updates: the watcher's batches, one at a time. Its watches are
 	// set before the first sync, so that nothing that happens from then on
 	// is missed.
