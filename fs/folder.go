@@ -89,6 +89,7 @@ func (fd *folderDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 			ga.Getattr(ctx, nil, &a)
 			out.Attr = a.Attr
 		}
+		out.SetEntryTimeout(dirEntryTimeout) // cur/, new/ and tmp/ never go
 		return ch, 0
 	}
 	return fd.ctlNode.Lookup(ctx, name, out)
@@ -245,6 +246,10 @@ func (d *msgDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 	vbase := maildir.BaseOf(e.Name)
 	n := &msgNode{d: d, vbase: vbase}
 	n.fill(e, &out.Attr)
+	// The name carries the flags, so the entry is never cached (a rename
+	// must hide the old name at once); the attributes are: a message's
+	// size and mtime never change.
+	out.SetAttrTimeout(msgAttrTimeout)
 	return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("msg", d.folder(), vbase)}), 0
 }
 
@@ -342,6 +347,7 @@ func (n *msgNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 		return errno
 	}
 	n.fill(e, &out.Attr)
+	out.SetTimeout(msgAttrTimeout)
 	return 0
 }
 
@@ -382,6 +388,14 @@ var (
 	_ = (gofs.FileReader)((*msgFile)(nil))
 	_ = (gofs.FileReleaser)((*msgFile)(nil))
 	_ = (gofs.FilePassthroughFder)((*msgFile)(nil))
+	_ = (gofs.FileFlusher)((*msgFile)(nil))
+)
+
+// Kernel cache lifetimes. Everything else is never cached: other
+// processes change the backend, and names carry flags.
+const (
+	dirEntryTimeout = time.Hour   // folders and their cur/ new/ tmp/ exist as long as the mount
+	msgAttrTimeout  = time.Minute // a message's size and mtime never change
 )
 
 func (f *msgFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -389,6 +403,10 @@ func (f *msgFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRe
 }
 
 func (f *msgFile) PassthroughFd() (int, bool) { return f.fd, true }
+
+// Flush answers ENOSYS: nothing is buffered, and the kernel then stops
+// sending a FLUSH (one round trip) for every close of every file.
+func (f *msgFile) Flush(ctx context.Context) syscall.Errno { return syscall.ENOSYS }
 
 func (f *msgFile) Release(ctx context.Context) syscall.Errno {
 	return gofs.ToErrno(syscall.Close(f.fd))

@@ -258,6 +258,7 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 			ga.Getattr(ctx, nil, &a)
 			out.Attr = a.Attr
 		}
+		out.SetEntryTimeout(dirEntryTimeout) // folders exist as long as the mount
 		return ch, 0
 	}
 	return r.ctl.ctlNode.Lookup(ctx, name, out)
