@@ -395,8 +395,15 @@ func (f *folder) noteExpiry(deadline int64) {
 	}
 }
 
+// timeTick is how often Tick looks for messages whose age crossed a
+// YOUNGER/OLDER interval: each look walks every message of the folder's
+// mailboxes, and a message leaving "the last 7 days" a few seconds late
+// matters to nobody.
+const timeTick = 10 * time.Second
+
 // Tick re-evaluates folders whose queries depend on the time (YOUNGER,
-// OLDER) and ends lingers that are due. Call it every few seconds.
+// OLDER) at most every timeTick, and ends lingers that are due. Call it
+// every second.
 func (e *Engine) Tick() error {
 	e.lockOp()
 	defer e.op.Unlock()
@@ -411,13 +418,14 @@ func (e *Engine) Tick() error {
 	for _, fname := range e.order {
 		f := e.folders[fname]
 		t := false
-		if ivs := f.intervals(); len(ivs) > 0 {
+		if ivs := f.intervals(); len(ivs) > 0 && (f.lastTick.IsZero() || now.Sub(f.lastTick) >= timeTick) {
 			// Only messages whose age crossed one of the query's
 			// intervals since the last tick can change.
 			// The first tick of a process evaluates them all: time went
 			// on while vmfs was not running.
 			sel := f.sel(names)
 			since := f.lastTick
+			lo, hi := since.UnixNano()-int64(time.Second), now.UnixNano()+int64(time.Second)
 			var cand []key
 			for mb := range sel {
 				for base, m := range e.msgs[mb] {
@@ -428,7 +436,7 @@ func (e *Engine) Tick() error {
 					for _, iv := range ivs {
 						// crossing at received+iv ∈ (since, now]
 						at := m.MTime + int64(iv)
-						if at > since.UnixNano()-int64(time.Second) && at <= now.UnixNano()+int64(time.Second) {
+						if at > lo && at <= hi {
 							cand = append(cand, key{mb, base})
 							break
 						}
