@@ -673,6 +673,8 @@ type scanned struct {
 	entries []maildir.Entry
 	gone    bool // the mailbox does not exist
 	skip    bool // unchanged since the last scan
+	// keywords is the mailbox's dovecot-keywords, nil if it has none.
+	keywords map[byte]string
 }
 
 // syncMailboxes scans the named mailboxes (trusting scan state when
@@ -696,49 +698,71 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	needsHash, flagsOnly := e.needsHash, e.needs.FlagsOnly()
 	e.mu.Unlock()
 
-	// 1. List the mailboxes (directory entries only).
+	// 1. List the mailboxes (directory entries only), several at a time:
+	// on a cold cache each listing mostly waits for the disk.
 	scans := make([]scanned, len(names))
-	for i, name := range names {
+	errs := make([]error, len(names))
+	scanOne := func(i int) {
+		name, mb := names[i], mbs[i]
 		sc := scanned{name: name}
-		mb := mbs[i]
+		defer func() { scans[i] = sc }()
 		if mb == nil {
 			sc.gone = true
-			scans[i] = sc
-			continue
+			return
 		}
 		cur, errc := os.Stat(filepath.Join(mb.Path, "cur"))
 		nw, errn := os.Stat(filepath.Join(mb.Path, "new"))
 		if errc != nil || errn != nil {
 			sc.gone = true
-			scans[i] = sc
-			continue
+			return
 		}
 		st := &index.MailboxState{CurMTime: cur.ModTime().UnixNano(), NewMTime: nw.ModTime().UnixNano(), NeedsHash: needsHash}
 		st.Settled = start.Sub(cur.ModTime()) > settleTime && start.Sub(nw.ModTime()) > settleTime
 		if old := olds[i]; useState && old != nil && old.Settled && old.CurMTime == st.CurMTime &&
 			old.NewMTime == st.NewMTime && old.NeedsHash == needsHash {
 			sc.skip = true
-			scans[i] = sc
-			continue
+			return
 		}
 		ents, err := maildir.List(mb.Path)
 		if err != nil && ents == nil {
 			if errors.Is(err, os.ErrNotExist) {
 				sc.gone = true
-				scans[i] = sc
-				continue
+				return
 			}
-			return fmt.Errorf("sync %s: %w", name, err)
+			errs[i] = fmt.Errorf("sync %s: %w", name, err)
+			return
 		}
 		if err != nil {
 			slog.Warn("skipped files", "mailbox", name, "err", err)
 		}
 		if kw, err := maildir.ReadKeywords(mb.Path); err == nil {
-			mb.keywords = kw
+			sc.keywords = kw
 		}
 		st.Count = len(ents)
 		sc.state, sc.entries = st, ents
-		scans[i] = sc
+	}
+	if len(names) == 1 {
+		scanOne(0)
+	} else {
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for w := 0; w < min(len(names), 8); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					scanOne(i)
+				}
+			}()
+		}
+		for i := range names {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 
 	// 2. Find new messages and renames; extract the new ones in parallel.
@@ -748,6 +772,9 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	deleted := map[key]bool{}
 	batch := e.store.NewBatch()
 	for i, sc := range scans {
+		if sc.keywords != nil && mbs[i] != nil {
+			mbs[i].keywords = sc.keywords
+		}
 		if sc.skip {
 			continue
 		}
