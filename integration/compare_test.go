@@ -25,7 +25,7 @@ import (
 // virtual plugin, notmuch and mairix on one generated corpus, every row as
 // the median of VMFS_COMPARE_RUNS runs (default 3), and prints it:
 //
-//	VMFS_COMPARE=1 go test ./integration -run Compare -v -timeout 6h
+//	VMFS_COMPARE=1 go test -count=1 ./integration -run Compare -v -timeout 6h
 //
 // VMFS_BENCH_N sets the corpus size (default 100,000 messages over 40
 // mailboxes, about 2 GB); VMFS_COMPARE_BIG the size of the small-message
