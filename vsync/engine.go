@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -135,6 +134,7 @@ type Engine struct {
 	mu        sync.Mutex // protects everything below
 	folders   map[string]*folder
 	order     []string // folder names, sorted
+	evalOrder []string // folder names in the order updates evaluate them (see Open)
 	mailboxes map[string]*mailbox
 	msgs      map[string]map[string]*index.Message
 	mstate    map[string]*index.MailboxState
@@ -195,6 +195,16 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		e.order = append(e.order, d.Name)
 	}
 	sort.Strings(e.order)
+	// Updates evaluate folders without size or date conditions first: a
+	// message they take is stat()ed (ensureStat), and then the others
+	// can see it too.
+	for _, pass := range []bool{false, true} {
+		for _, name := range e.order {
+			if e.folders[name].needsStat == pass {
+				e.evalOrder = append(e.evalOrder, name)
+			}
+		}
+	}
 	e.needs, e.needsHash = unionNeeds(needs)
 
 	t0 := time.Now()
@@ -585,30 +595,13 @@ func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
 	e.mu.Lock()
 	needs, needsHash := e.needs, e.needsHash
 	e.mu.Unlock()
-	work := make(chan *extractJob)
-	var wg sync.WaitGroup
 	var done atomic.Int64
-	// Reading files is mostly waiting for the disk: more workers than
-	// cores keep it busy on a cold cache.
-	for w := 0; w < min(len(jobs), max(8, 4*runtime.NumCPU())); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				j.out = extract(j.mb, j.ent, j.base, needs, needsHash)
-				done.Add(1)
-			}
-		}()
-	}
 	stopProgress := e.progress(len(jobs), &done)
-	for _, j := range jobs {
-		if ctx.Err() != nil {
-			break
-		}
-		work <- j
-	}
-	close(work)
-	wg.Wait()
+	parallel(ctx, len(jobs), ioWorkers(), func(i int) {
+		j := jobs[i]
+		j.out = extract(j.mb, j.ent, j.base, needs, needsHash)
+		done.Add(1)
+	})
 	stopProgress()
 	return ctx.Err()
 }
@@ -741,25 +734,9 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 		st.Count = len(ents)
 		sc.state, sc.entries = st, ents
 	}
-	if len(names) == 1 {
-		scanOne(0)
-	} else {
-		next := make(chan int)
-		var wg sync.WaitGroup
-		for w := 0; w < min(len(names), 8); w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range next {
-					scanOne(i)
-				}
-			}()
-		}
-		for i := range names {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
+	parallel(ctx, len(names), 8, scanOne)
+	if err := ctx.Err(); err != nil {
+		return err // not every mailbox was listed
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -116,19 +116,19 @@ func (e *Engine) entry(mem *index.Member, m *index.Message) Entry {
 // virtualName is a member's file name in its folder.
 func virtualName(mem *index.Member, m *index.Message) string {
 	name := mem.Name
+	i := strings.LastIndexByte(m.Name, ':')
 	if name == "" {
 		k := vkeyOf(m)
-		if i := strings.LastIndexByte(m.Name, ':'); i > 0 && normalInfo(m.Name[i+1:]) {
+		if i > 0 && normalInfo(m.Name[i+1:]) {
 			// The common case, in one allocation: the info part is
 			// already "2," + sorted flags.
 			return "V" + string(k[:]) + ".vmfs" + m.Name[i:]
 		}
 		name = "V" + string(k[:]) + ".vmfs"
 	}
-	if i := strings.LastIndexByte(m.Name, ':'); i > 0 {
-		info := m.Name[i+1:]
-		if normalInfo(info) {
-			name += ":" + info
+	if i > 0 {
+		if normalInfo(m.Name[i+1:]) {
+			name += m.Name[i:]
 		} else if n, err := maildir.ParseName(m.Name); err == nil {
 			name = maildir.Name{Base: name, Flags: n.Flags, Extra: n.Extra, HasInfo: true}.String()
 		}
@@ -200,17 +200,7 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 		e.incomplete = false
 	}
 	var touched []string
-	// Folders without size or date conditions go first: a message they
-	// take is stat()ed (ensureStat), and then the others can see it too.
-	order := make([]string, 0, len(e.order))
-	for _, pass := range []bool{false, true} {
-		for _, fname := range e.order {
-			if e.folders[fname].needsStat == pass {
-				order = append(order, fname)
-			}
-		}
-	}
-	for _, fname := range order {
+	for _, fname := range e.evalOrder {
 		f := e.folders[fname]
 		sel := f.sel(names)
 		full := all || f.rebuild || f.threads()

@@ -36,31 +36,45 @@ func unstatted(m *index.Message) bool { return m.Size < 0 }
 // file that vanished or is not a regular file.
 func lstatAll(ctx context.Context, paths []string, done *atomic.Int64) (size, mtime []int64, ok []bool) {
 	size, mtime, ok = make([]int64, len(paths)), make([]int64, len(paths)), make([]bool, len(paths))
-	next := make(chan int, 256)
+	parallel(ctx, len(paths), ioWorkers(), func(i int) {
+		if fi, err := os.Lstat(paths[i]); err == nil && fi.Mode().IsRegular() {
+			size[i], mtime[i], ok[i] = fi.Size(), fi.ModTime().UnixNano(), true
+		}
+		if done != nil {
+			done.Add(1)
+		}
+	})
+	return size, mtime, ok
+}
+
+// ioWorkers is how many goroutines read or stat backend files at once:
+// that is mostly waiting for the disk, so more than the cores keep it
+// busy on a cold cache.
+func ioWorkers() int { return max(8, 4*runtime.NumCPU()) }
+
+// parallel calls fn(0) … fn(n-1) on up to workers goroutines and returns
+// when all calls have returned; once ctx ends, no further call starts.
+func parallel(ctx context.Context, n, workers int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < min(len(paths), max(8, 4*runtime.NumCPU())); w++ {
+	for w := 0; w < min(n, workers); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if fi, err := os.Lstat(paths[i]); err == nil && fi.Mode().IsRegular() {
-					size[i], mtime[i], ok[i] = fi.Size(), fi.ModTime().UnixNano(), true
-				}
-				if done != nil {
-					done.Add(1)
-				}
+				fn(i)
 			}
 		}()
 	}
-	for i := range paths {
-		if ctx.Err() != nil {
-			break
-		}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
-	return size, mtime, ok
 }
 
 // deferStat records jobs' messages from their names, keeping what an

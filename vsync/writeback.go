@@ -237,10 +237,10 @@ func (e *Engine) mailboxDir(name string) (string, error) {
 
 // forget removes a message from memory and the index. e.mu must be held.
 func (e *Engine) forget(b *index.Batch, k key) {
-	delete(e.msgs[k.mailbox], k.base)
-	if e.vnames != nil {
-		delete(e.vnames, virtualKey(k.mailbox, k.base))
+	if m := e.msgs[k.mailbox][k.base]; m != nil && e.vnames != nil {
+		delete(e.vnames, vkeyOf(m))
 	}
+	delete(e.msgs[k.mailbox], k.base)
 	delete(e.prev, k)
 	b.DeleteMessage(k.mailbox, k.base)
 }
