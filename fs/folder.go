@@ -57,6 +57,7 @@ func (fd *folderDir) OnAdd(ctx context.Context) {
 		slog.Error("control directory", "folder", fd.folder, "err", err)
 	}
 	cleanTmp(filepath.Join(fd.real(), "tmp"))
+	writeACL(fd.real())
 	for _, kind := range []string{"cur", "new"} {
 		n := fd.NewPersistentInode(ctx, &msgDir{fd: fd, isNew: kind == "new"},
 			gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(kind, fd.folder)})
@@ -162,9 +163,11 @@ func (fd *folderDir) Unlink(ctx context.Context, name string) syscall.Errno {
 	return fd.ctlNode.Unlink(ctx, name)
 }
 
+// Rmdir of cur/, new/, tmp/ or a nested folder: EBUSY, they stay as long
+// as the folder's definition does.
 func (fd *folderDir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if fd.reserved(name) != nil {
-		return syscall.EACCES
+		return syscall.EBUSY
 	}
 	return fd.ctlNode.Rmdir(ctx, name)
 }
@@ -197,9 +200,28 @@ var (
 	_ = (gofs.NodeCreater)((*msgDir)(nil))
 	_ = (gofs.NodeMkdirer)((*msgDir)(nil))
 	_ = (gofs.NodeLinker)((*msgDir)(nil))
+	_ = (gofs.NodeRmdirer)((*msgDir)(nil))
 )
 
-func (d *msgDir) eng() Engine    { return d.fd.root.eng }
+// Rmdir in cur/ or new/: they hold only message files. (Without this
+// method go-fuse would answer 0 and drop the node.)
+func (d *msgDir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if _, err := d.eng().Lookup(d.folder(), name); err == nil {
+		return syscall.ENOTDIR
+	}
+	return syscall.ENOENT
+}
+
+func (d *msgDir) eng() Engine { return d.fd.root.eng }
+
+// mountPath is the directory's path as processes see it, "" when the
+// mount point is not known.
+func (d *msgDir) mountPath() string {
+	if d.fd.root.cfg.Mountpoint == "" {
+		return ""
+	}
+	return filepath.Join(d.fd.root.cfg.Mountpoint, d.Path(nil))
+}
 func (d *msgDir) folder() string { return d.fd.folder }
 
 func (d *msgDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -259,6 +281,10 @@ func (d *msgDir) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	if _, errno := d.Lookup(ctx, name, &fuse.EntryOut{}); errno != 0 {
 		return errno
+	}
+	if dir := d.mountPath(); dir != "" && walking(ctx, dir) {
+		logRefusedWalk(ctx, dir)
+		return syscall.EPERM
 	}
 	return errnoOf(d.eng().Delete(ctx, d.folder(), name))
 }

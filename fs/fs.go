@@ -50,6 +50,9 @@ type Config struct {
 	StateDir string
 	// ReadOnly refuses every change.
 	ReadOnly bool
+	// Mountpoint is where the view is mounted (absolute, symlinks
+	// resolved); it lets Unlink recognise a recursive delete (rmguard.go).
+	Mountpoint string
 }
 
 // errnoOf maps an error to the errno the kernel gets: the only place
@@ -132,6 +135,7 @@ func (r *Root) OnAdd(ctx context.Context) {
 	if err := os.MkdirAll(r.ctl.real(), 0o700); err != nil {
 		slog.Error("control directory", "err", err)
 	}
+	writeACL(r.ctl.real())
 	for _, name := range r.eng.Folders() {
 		r.mtimes[name] = now
 		parent := &r.Inode
@@ -151,12 +155,19 @@ func (r *Root) OnAdd(ctx context.Context) {
 				}
 				ch = parent.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
 				parent.AddChild(p, ch, false)
+				if i < len(parts)-1 { // a parent only: its rights file is fixed
+					acl := ch.NewPersistentInode(ctx, newRightsFile(),
+						gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("acl", path)})
+					ch.AddChild(aclFile, acl, false)
+				}
 			} else if i == len(parts)-1 {
 				// "A" was created as a parent of "A/B" and is a folder too.
 				fd := newFolderDir(r, name)
 				nch := parent.NewPersistentInode(ctx, fd, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
 				for cn, c := range ch.Children() {
-					nch.AddChild(cn, c, true)
+					if c.IsDir() { // the nested folders, not the parent's rights file
+						nch.AddChild(cn, c, true)
+					}
 				}
 				parent.AddChild(p, nch, true)
 				ch = nch
@@ -300,6 +311,15 @@ func (r *Root) Unlink(ctx context.Context, name string) syscall.Errno {
 	return r.ctl.ctlNode.Unlink(ctx, name)
 }
 
+// Rmdir at the root: a folder is never removed this way (SPEC §5:
+// deleting a folder never deletes or hides mail); a control directory is.
+func (r *Root) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if r.folderChild(name) != nil {
+		return syscall.EBUSY
+	}
+	return r.ctl.ctlNode.Rmdir(ctx, name)
+}
+
 // Rename of a control file at the root; folders are not renamed.
 func (r *Root) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if r.folderChild(name) != nil || r.folderChild(newName) != nil {
@@ -315,6 +335,7 @@ var (
 	_ = (gofs.NodeCreater)((*Root)(nil))
 	_ = (gofs.NodeUnlinker)((*Root)(nil))
 	_ = (gofs.NodeRenamer)((*Root)(nil))
+	_ = (gofs.NodeRmdirer)((*Root)(nil))
 )
 
 // parentDir is a directory that only holds other folders (no cur/).
@@ -331,7 +352,32 @@ func (p *parentDir) Mkdir(ctx context.Context, name string, mode uint32, out *fu
 	return nil, syscall.EACCES
 }
 
-var _ = (gofs.NodeMkdirer)((*parentDir)(nil))
+// Rmdir below a parent directory: its children are folders or parents
+// of folders, which stay as long as their definitions do.
+func (p *parentDir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if p.GetChild(name) != nil {
+		return syscall.EBUSY
+	}
+	return syscall.ENOENT
+}
+
+// Unlink below a parent directory: it holds folders and its fixed rights
+// file.
+func (p *parentDir) Unlink(ctx context.Context, name string) syscall.Errno {
+	switch ch := p.GetChild(name); {
+	case ch == nil:
+		return syscall.ENOENT
+	case ch.IsDir():
+		return syscall.EISDIR
+	}
+	return syscall.EACCES
+}
+
+var (
+	_ = (gofs.NodeMkdirer)((*parentDir)(nil))
+	_ = (gofs.NodeRmdirer)((*parentDir)(nil))
+	_ = (gofs.NodeUnlinker)((*parentDir)(nil))
+)
 
 // sortedEntries turns names into a deterministic DirStream, with "." and
 // "..", as a disk's directory lists them.

@@ -69,6 +69,13 @@ namespace inbox {
   separator = /
   prefix =
 }
+# The README's recipe: vmfs's per-folder dovecot-acl files withhold the
+# delete right, so DELETE of a virtual folder is refused before Dovecot
+# expunges its messages.
+mail_plugins = $mail_plugins acl
+plugin {
+  acl = vfile
+}
 `, dir, loc)), 0o644)
 	exec.Command("chown", "-R", "65534:65534", dir).Run()
 	// t.TempDir's parent is 0700: let uid 65534 reach the mount and dir.

@@ -39,10 +39,10 @@ func unreadTruth(t *testing.T, root string) map[string]backendMsg {
 func TestListingsAndBytes(t *testing.T) {
 	root := genBackend(t, 300)
 	m := mount(t, root)
-	if got := ls(t, m.mnt); strings.Join(got, ",") != "Flagged,Recent,Unread" {
+	if got := ls(t, m.mnt); strings.Join(got, ",") != "Flagged,Recent,Unread,dovecot-acl" {
 		t.Fatalf("root = %q", got)
 	}
-	if got := ls(t, m.path("Unread")); strings.Join(got, ",") != "cur,new,tmp" {
+	if got := ls(t, m.path("Unread")); strings.Join(got, ",") != "cur,dovecot-acl,new,tmp" {
 		t.Fatalf("Unread = %q", got)
 	}
 	truth := unreadTruth(t, root)
@@ -209,8 +209,8 @@ query = 'HEADER List-Id golang'
 save = "Lists/golang"
 `), 0o644)
 	m := mount(t, root, "--config", cfg)
-	if got := ls(t, m.path("Lists")); strings.Join(got, ",") != "Go" {
-		t.Fatalf("Lists = %q (a parent-only directory must hold just its folders)", got)
+	if got := ls(t, m.path("Lists")); strings.Join(got, ",") != "Go,dovecot-acl" {
+		t.Fatalf("Lists = %q (a parent-only directory holds its folders and its rights file, no cur/)", got)
 	}
 	before := len(backend(t, root))
 	// Without a save mailbox: EACCES, nothing written anywhere.
@@ -296,7 +296,7 @@ func TestControlFiles(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "courierimapkeywords", ":list"), []byte("x"), 0o600)
 	names := ls(t, dir)
 	sort.Strings(names)
-	if strings.Join(names, ",") != "courierimapkeywords,cur,dovecot-uidlist,new,tmp" {
+	if strings.Join(names, ",") != "courierimapkeywords,cur,dovecot-acl,dovecot-uidlist,new,tmp" {
 		t.Errorf("folder root = %q", names)
 	}
 	// touch of the folder and its directories is accepted.

@@ -247,7 +247,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 			return usageErr("unsupported mount option %q (allow_other, default_permissions, ro)", opt)
 		}
 	}
-	view = vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: readOnly})
+	view = vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: readOnly, Mountpoint: mnt})
 	zero := time.Duration(0)
 	srv, err := gofs.Mount(mnt, view, &gofs.Options{
 		EntryTimeout:    &zero,
