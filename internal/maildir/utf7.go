@@ -17,7 +17,7 @@ var errUTF7 = errors.New("invalid modified UTF-7")
 // "Reçus"). Names that are not valid modified UTF-7 are an error; callers
 // show such names unchanged.
 func DecodeUTF7(s string) (string, error) {
-	if strings.IndexByte(s, '&') < 0 {
+	if plainASCII(s) {
 		return s, nil
 	}
 	var b strings.Builder
@@ -57,6 +57,18 @@ func DecodeUTF7(s string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// plainASCII reports whether s is printable ASCII without '&': modified
+// UTF-7 that decodes to itself. Anything else outside printable ASCII
+// (raw UTF-8 such as "Reçus", or "\xff") is not modified UTF-7.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // EncodeUTF7 encodes a mailbox name in IMAP modified UTF-7.
