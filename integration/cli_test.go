@@ -99,3 +99,55 @@ func TestReadOnlyMount(t *testing.T) {
 		t.Fatalf("backend changed: %d -> %d", before, after)
 	}
 }
+
+// TestReadOnlyCommandsChangeNothing: `vmfs ls` with another configuration
+// (or without the --virtual-dir a mount used), run while no vmfs is
+// mounted, leaves the index's folders as they were: the next ls with the
+// mount's configuration, and the next mount, show the same messages under
+// the same names.
+func TestReadOnlyCommandsChangeNothing(t *testing.T) {
+	root := genBackend(t, 80)
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.toml")
+	os.WriteFile(full, []byte("[folder.Unread]\nmailboxes = [\"*\"]\nquery = \"UNSEEN\"\n[folder.All]\nmailboxes = [\"*\"]\nquery = \"ALL\"\n"), 0o644)
+	other := filepath.Join(dir, "other.toml")
+	os.WriteFile(other, []byte("[folder.Unread]\nmailboxes = [\"*\"]\nquery = \"UNSEEN\"\n"), 0o644)
+	vdir := filepath.Join(dir, "virtual")
+	os.MkdirAll(filepath.Join(vdir, "Flagged"), 0o755)
+	os.WriteFile(filepath.Join(vdir, "Flagged", "dovecot-virtual"), []byte("*\n  FLAGGED\n"), 0o644)
+
+	m := mount(t, root, "--config", full, "--virtual-dir", vdir)
+	before := map[string][]string{}
+	for _, f := range []string{"Unread", "All", "Flagged"} {
+		before[f] = names(t, m.path(f, "cur"), m.path(f, "new"))
+		if len(before[f]) == 0 {
+			t.Fatalf("%s is empty", f)
+		}
+	}
+	m.unmount()
+	vmfs := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(vmfsBin, append(args, "--state", m.state, root)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("vmfs %q: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	want := vmfs("ls", "--config", full, "--virtual-dir", vdir)
+	for _, f := range []string{"All ", "Flagged ", "Unread "} {
+		if !strings.Contains(want, f) {
+			t.Fatalf("ls lacks %s:\n%s", f, want)
+		}
+	}
+	vmfs("ls", "--config", other)
+	vmfs("ls", "--config", full)
+	if got := vmfs("ls", "--config", full, "--virtual-dir", vdir); got != want {
+		t.Fatalf("after ls with other configurations:\n%s\nwant\n%s", got, want)
+	}
+	m.start()
+	for f, names0 := range before {
+		if got := names(t, m.path(f, "cur"), m.path(f, "new")); strings.Join(got, ",") != strings.Join(names0, ",") {
+			t.Errorf("%s after remount: %d names, want the same %d", f, len(got), len(names0))
+		}
+	}
+}

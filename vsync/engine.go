@@ -72,6 +72,11 @@ type Config struct {
 	// Progress, if set, is told every 200 ms how many of the new messages
 	// of a large sync (a cold index) have been read.
 	Progress func(done, total int)
+	// Inspect opens the index for a command that looks (vmfs ls, expunge):
+	// folders missing from Folders keep their state (only a mount prunes
+	// them), a damaged index is an error instead of being rebuilt, and
+	// Close writes no snapshot.
+	Inspect bool
 }
 
 // Entry is one message of a virtual folder's listing.
@@ -210,6 +215,9 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	t0 := time.Now()
 	st, err := index.Open(stateDir)
 	tOpen := time.Since(t0)
+	if errors.Is(err, index.ErrDamaged) && cfg.Inspect {
+		return nil, fmt.Errorf("%w (a mount rebuilds it)", err)
+	}
 	if errors.Is(err, index.ErrDamaged) {
 		slog.Error("index damaged; rebuilding from the backend", "err", err)
 		st, err = index.Rebuild(stateDir)
@@ -218,6 +226,10 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	snap, err := st.LoadFast()
+	if err != nil && cfg.Inspect {
+		st.Close()
+		return nil, fmt.Errorf("index damaged (a mount rebuilds it): %w", err)
+	}
 	if err != nil {
 		slog.Error("index damaged; rebuilding from the backend", "err", err)
 		st.Close()
@@ -284,7 +296,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		// crash before it leaves the folder marked for a rebuild.
 	}
 	for name, ms := range snap.Members { // folders no longer configured
-		if _, ok := e.folders[name]; !ok {
+		if _, ok := e.folders[name]; !ok && !cfg.Inspect {
 			for _, m := range ms {
 				b.DeleteMember(name, m)
 			}
@@ -313,6 +325,9 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	if e.cfg.Inspect {
+		return e.store.Close()
+	}
 	e.mu.Lock()
 	snap := &index.Snapshot{Messages: e.msgs, Mailboxes: e.mstate, Folders: map[string]*index.FolderState{}, Members: map[string][]*index.Member{}}
 	for name, f := range e.folders {

@@ -93,7 +93,7 @@ func control(ctx context.Context, cfg *config, root string, req controlRequest) 
 	if _, serr := os.Stat(filepath.Join(state, "index")); serr != nil {
 		return controlResponse{}, fmt.Errorf("no index for %s in %s: mount it once first", root, cfg.State)
 	}
-	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{Root: root, Folders: cfg.Folders, Linger: cfg.Linger})
+	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{Root: root, Folders: cfg.Folders, Linger: cfg.Linger, Inspect: true})
 	if errors.Is(err, index.ErrLocked) {
 		return controlResponse{}, fmt.Errorf("a vmfs is running on %s but its control socket does not answer", state)
 	}
@@ -106,8 +106,8 @@ func control(ctx context.Context, cfg *config, root string, req controlRequest) 
 
 // rootAndConfig resolves the configuration and the backend root of the
 // ls and expunge commands.
-func rootAndConfig(cfgPath, maildirArg string) (*config, string, error) {
-	cfg, err := userConfig(cfgPath, "")
+func rootAndConfig(cfgPath, virtualDir, maildirArg string) (*config, string, error) {
+	cfg, err := userConfig(cfgPath, virtualDir)
 	if err != nil {
 		return nil, "", err
 	}
@@ -126,9 +126,10 @@ func rootAndConfig(cfgPath, maildirArg string) (*config, string, error) {
 }
 
 func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("ls", "[--config F] [--state D] [MAILDIR]",
+	fs := newFlags("ls", "[--config F] [--virtual-dir D] [--state D] [MAILDIR]",
 		"List the virtual folders with their message counts, from the running vmfs or from the index.\nExample: vmfs ls ~/Mail", stderr)
 	cfgPath := fs.String("config", "", "configuration file")
+	virtualDir := fs.String("virtual-dir", "", "also the folders of every DIR/<Name>/dovecot-virtual, as in vmfs mount")
 	state := fs.String("state", "", "state directory")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -136,7 +137,7 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 1 {
 		return usageErr("want [MAILDIR]")
 	}
-	cfg, root, err := rootAndConfig(*cfgPath, fs.Arg(0))
+	cfg, root, err := rootAndConfig(*cfgPath, *virtualDir, fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -159,9 +160,10 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func runExpunge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("expunge", "[--config F] [--state D] [--maildir M] FOLDER",
+	fs := newFlags("expunge", "[--config F] [--virtual-dir D] [--state D] [--maildir M] FOLDER",
 		"Drop at once the messages of FOLDER that no longer match its query (they otherwise stay\nlisted until their linger ends), like reopening a mailbox in Dovecot.\nExample: vmfs expunge Unread", stderr)
 	cfgPath := fs.String("config", "", "configuration file")
+	virtualDir := fs.String("virtual-dir", "", "also the folders of every DIR/<Name>/dovecot-virtual, as in vmfs mount")
 	state := fs.String("state", "", "state directory")
 	md := fs.String("maildir", "", "backend root (default from the configuration)")
 	if err := parseFlags(fs, args); err != nil {
@@ -170,7 +172,7 @@ func runExpunge(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() != 1 {
 		return usageErr("want FOLDER")
 	}
-	cfg, root, err := rootAndConfig(*cfgPath, *md)
+	cfg, root, err := rootAndConfig(*cfgPath, *virtualDir, *md)
 	if err != nil {
 		return err
 	}
