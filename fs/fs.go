@@ -66,6 +66,8 @@ func errnoOf(err error) syscall.Errno {
 		return errno
 	case errors.Is(err, vsync.ErrNoSave):
 		return syscall.EACCES
+	case errors.Is(err, vsync.ErrClosed): // the mount is shutting down
+		return syscall.EIO
 	case errors.Is(err, iofs.ErrNotExist):
 		return syscall.ENOENT
 	case errors.Is(err, iofs.ErrExist):

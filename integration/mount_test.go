@@ -406,3 +406,131 @@ func TestSignalUnmountsCleanly(t *testing.T) {
 		t.Fatal("still mounted after SIGTERM")
 	}
 }
+
+// TestSignalWhileBusy: SIGTERM while a shell sits in the mount and a file
+// is open there: vmfs retries, detaches lazily, flushes the index and
+// exits 0 within a bounded time; the next mount lists the same names.
+func TestSignalWhileBusy(t *testing.T) {
+	root := genBackend(t, 40)
+	m := mount(t, root)
+	before := names(t, m.path("Unread", "cur"), m.path("Unread", "new"))
+	if len(before) == 0 {
+		t.Fatal("Unread is empty")
+	}
+	busy := exec.Command("sh", "-c", "exec 3< \"$1\"; cd \"$2\" && exec sleep 60", "sh",
+		m.path("Unread", "new", names(t, m.path("Unread", "new"))[0]), m.path("Unread", "cur"))
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { busy.Process.Kill(); busy.Wait() }()
+	time.Sleep(200 * time.Millisecond) // the shell is in the mount
+	t0 := time.Now()
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-m.exited:
+		m.exited <- nil
+		if err != nil {
+			t.Fatalf("exit after SIGTERM while busy: %v\n%s", err, m.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no exit 20 s after SIGTERM while busy\n%s", m.stderr)
+	}
+	t.Logf("busy SIGTERM: exited after %v", time.Since(t0).Round(time.Millisecond))
+	if isMounted(m.mnt) {
+		t.Fatal("still mounted")
+	}
+	if !strings.Contains(m.stderr.String(), "detaching it lazily") {
+		t.Errorf("no word of the lazy unmount:\n%s", m.stderr)
+	}
+	busy.Process.Kill()
+	busy.Wait()
+	m.start()
+	if after := names(t, m.path("Unread", "cur"), m.path("Unread", "new")); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Fatalf("after the busy shutdown: %d names, want the same %d", len(after), len(before))
+	}
+}
+
+// TestLostStderr: Ctrl-C on "vmfs mount … | tee log" kills tee too; vmfs
+// must not die of SIGPIPE writing its log: it unmounts and exits 0.
+func TestLostStderr(t *testing.T) {
+	requireFUSE(t)
+	root := genBackend(t, 10)
+	mnt := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(vmfsBin, "mount", "--state", t.TempDir(), "-v", root, mnt)
+	cmd.Stderr = w
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if isMounted(mnt) {
+			exec.Command("umount", "-l", mnt).Run()
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); !isMounted(mnt); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("not mounted")
+		}
+	}
+	r.Close() // tee is gone
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("vmfs with a closed stderr, after SIGINT: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("no exit after SIGINT")
+	}
+	if isMounted(mnt) {
+		t.Fatal("left mounted")
+	}
+}
+
+// TestRefusesBadMountpoints: a mount point that is not empty, already a
+// mount, or a Maildir (arguments swapped), and a bad -o option, are
+// refused with a clear message before anything is indexed.
+func TestRefusesBadMountpoints(t *testing.T) {
+	requireFUSE(t)
+	root := genBackend(t, 10)
+	m := mount(t, root)
+	nonEmpty := t.TempDir()
+	os.WriteFile(filepath.Join(nonEmpty, "notes.txt"), []byte("mine"), 0o600)
+	other := genBackend(t, 5)
+	for _, tc := range []struct {
+		name, want string
+		args       []string
+	}{
+		{"non-empty", "is not empty", []string{other, nonEmpty}},
+		{"already a mount", "already a mount point", []string{other, m.mnt}},
+		{"swapped arguments", "is a Maildir", []string{t.TempDir(), other}},
+		{"bad -o", "unsupported mount option", []string{"-o", "allow_other,nosuid_please", other, t.TempDir()}},
+	} {
+		state := t.TempDir()
+		out, err := exec.Command(vmfsBin, append([]string{"mount", "--state", state}, tc.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s: %v, %q; want an error saying %q", tc.name, err, out, tc.want)
+		}
+		if ents, _ := os.ReadDir(state); len(ents) != 0 {
+			t.Errorf("%s: the state directory was written before the check: %v", tc.name, ents)
+		}
+	}
+	if got := len(backend(t, other)); got != 5 {
+		t.Fatalf("the backend changed: %d messages", got)
+	}
+	if data, _ := os.ReadFile(filepath.Join(nonEmpty, "notes.txt")); string(data) != "mine" {
+		t.Fatal("the non-empty mount point was hidden or changed")
+	}
+	if !isMounted(m.mnt) {
+		t.Fatal("the first mount went away")
+	}
+}

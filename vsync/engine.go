@@ -319,7 +319,7 @@ func (e *Engine) Maintain() { e.store.RunGC() }
 // Close writes a snapshot of the state for a fast next start, then
 // flushes and closes the index.
 func (e *Engine) Close() error {
-	e.lockOp()
+	e.lockOpAny()
 	defer e.op.Unlock()
 	if e.closed {
 		return nil
@@ -520,7 +520,9 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			return e.Sync(ctx)
 		}
 	}
-	e.lockOp()
+	if err := e.lockOp(); err != nil {
+		return err
+	}
 	defer e.op.Unlock()
 
 	type seen struct {
@@ -688,7 +690,9 @@ type scanned struct {
 // syncMailboxes scans the named mailboxes (trusting scan state when
 // useState), extracts new messages in parallel, and updates members.
 func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState bool) error {
-	e.lockOp()
+	if err := e.lockOp(); err != nil {
+		return err
+	}
 	defer e.op.Unlock()
 	return e.syncLocked(ctx, names, useState)
 }
@@ -857,8 +861,23 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	return nil
 }
 
-// lockOp takes e.op, once a big batch's background commit has ended.
-func (e *Engine) lockOp() {
+// ErrClosed is returned by every change asked of an engine after Close
+// (a FUSE request still in flight while the mount shuts down).
+var ErrClosed = errors.New("vsync: engine closed")
+
+// lockOp takes e.op, once a big batch's background commit has ended; on
+// a closed engine it returns ErrClosed without holding it.
+func (e *Engine) lockOp() error {
+	e.lockOpAny()
+	if e.closed {
+		e.op.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// lockOpAny is lockOp, also on a closed engine.
+func (e *Engine) lockOpAny() {
 	e.op.Lock()
 	if e.committed != nil {
 		<-e.committed

@@ -395,7 +395,9 @@ const timeTick = 10 * time.Second
 // OLDER) at most every timeTick, and ends lingers that are due. Call it
 // every second.
 func (e *Engine) Tick() error {
-	e.lockOp()
+	if err := e.lockOp(); err != nil {
+		return err
+	}
 	defer e.op.Unlock()
 	e.mu.Lock()
 	b := e.store.NewBatch()
@@ -455,7 +457,9 @@ func (e *Engine) Tick() error {
 // Expunge drops at once the messages of a folder that no longer match
 // (SPEC §6.4: Dovecot's reopen).
 func (e *Engine) Expunge(folderName string) error {
-	e.lockOp()
+	if err := e.lockOp(); err != nil {
+		return err
+	}
 	defer e.op.Unlock()
 	e.mu.Lock()
 	f := e.folders[folderName]

@@ -230,7 +230,9 @@ func (e *Engine) setFillPending() {
 }
 
 func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, error) {
-	e.lockOp()
+	if err := e.lockOp(); err != nil {
+		return 0, err
+	}
 	defer e.op.Unlock()
 	e.mu.Lock()
 	paths := make([]string, len(chunk))

@@ -96,7 +96,9 @@ func (e *Engine) Get(folderName, vbase string) (Entry, error) {
 // are kept. A file renamed by someone else meanwhile is found again by its
 // base name. It returns the message's new entry.
 func (e *Engine) SetFlags(ctx context.Context, folderName, vname, flags string, toNew bool) (Entry, error) {
-	e.lockOp()
+	if err := e.lockOp(); err != nil {
+		return Entry{}, err
+	}
 	defer e.op.Unlock()
 	e.mu.Lock()
 	f, k, m, err := e.lookup(folderName, vname)
@@ -163,7 +165,9 @@ func renameMsg(dir, base, src, dst string) error {
 // Delete removes a folder's message from the backend (every folder that
 // showed it drops it). A file renamed meanwhile is found by base name.
 func (e *Engine) Delete(ctx context.Context, folderName, vname string) error {
-	e.lockOp()
+	if err := e.lockOp(); err != nil {
+		return err
+	}
 	defer e.op.Unlock()
 	e.mu.Lock()
 	_, k, m, err := e.lookup(folderName, vname)
@@ -251,7 +255,9 @@ func (e *Engine) forget(b *index.Batch, k key) {
 // client gave the message (Maildir clients deliver tmp/X → new/X and then
 // expect X); the message keeps it in the folder.
 func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Reader, flags string, toCur bool) (Entry, error) {
-	e.lockOp()
+	if err := e.lockOp(); err != nil {
+		return Entry{}, err
+	}
 	defer e.op.Unlock()
 	e.mu.Lock()
 	f := e.folders[folderName]

@@ -67,6 +67,13 @@ func main() {
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT/SIGTERM starts a clean shutdown; a second one gets
+	// the default action (the index survives a kill, SPEC §9).
+	go func() { <-ctx.Done(); stop() }()
+	// Losing stderr (vmfs mount … | tee log, then Ctrl-C) must not kill
+	// the daemon: with SIGPIPE notified, a write to a closed pipe fails
+	// with EPIPE instead.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	pprof.StopCPUProfile()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -146,6 +147,13 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	if within(root, mnt) {
 		return fmt.Errorf("backend %s is inside the mount point %s", root, mnt)
 	}
+	if err := validateMountpoint(mnt); err != nil {
+		return err
+	}
+	fopts, err := parseMountOptions(o.Options)
+	if err != nil {
+		return err
+	}
 	state := stateFor(o.State, root)
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return err
@@ -230,24 +238,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	}
 	defer stopControl()
 
-	readOnly := false
-	var mopts []string
-	allowOther := false
-	for _, opt := range o.Options {
-		switch opt {
-		case "ro":
-			readOnly = true
-			mopts = append(mopts, "ro")
-		case "allow_other":
-			allowOther = true
-		case "default_permissions":
-			mopts = append(mopts, opt)
-		case "":
-		default:
-			return usageErr("unsupported mount option %q (allow_other, default_permissions, ro)", opt)
-		}
-	}
-	view = vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: readOnly, Mountpoint: mnt})
+	view = vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: fopts.readOnly, Mountpoint: mnt})
 	zero := time.Duration(0)
 	srv, err := gofs.Mount(mnt, view, &gofs.Options{
 		EntryTimeout:    &zero,
@@ -256,8 +247,8 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		MountOptions: fuse.MountOptions{
 			FsName:      "vmfs",
 			Name:        "vmfs",
-			AllowOther:  allowOther,
-			Options:     mopts,
+			AllowOther:  fopts.allowOther,
+			Options:     fopts.kernel,
 			DirectMount: os.Geteuid() == 0,
 			// With zero entry timeouts the kernel cannot use what READDIRPLUS
 			// returns, and it would cost a lookup per message.
@@ -307,10 +298,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 			return nil
 		case <-ctx.Done():
 			slog.Info("signal: unmounting", "mountpoint", mnt)
-			if err := srv.Unmount(); err != nil {
-				slog.Error("unmount", "err", err)
-			}
-			<-done
+			shutdown(srv, mnt, done)
 			return nil
 		case <-poll.C:
 			if err := eng.Sync(ctx); err != nil && ctx.Err() == nil {
@@ -324,4 +312,146 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 			eng.Maintain()
 		}
 	}
+}
+
+// fuseOpts are the checked -o options.
+type fuseOpts struct {
+	readOnly, allowOther bool
+	kernel               []string // passed to the kernel
+}
+
+// parseMountOptions checks -o before anything is indexed.
+func parseMountOptions(opts []string) (fuseOpts, error) {
+	var f fuseOpts
+	for _, opt := range opts {
+		switch opt {
+		case "ro":
+			f.readOnly = true
+			f.kernel = append(f.kernel, "ro")
+		case "allow_other":
+			f.allowOther = true
+		case "default_permissions":
+			f.kernel = append(f.kernel, opt)
+		case "":
+		default:
+			return f, usageErr("unsupported mount option %q (allow_other, default_permissions, ro)", opt)
+		}
+	}
+	return f, nil
+}
+
+// validateMountpoint refuses mount points that would hide something: one
+// that is already a mount (a second vmfs would stack on the first), one
+// that is a Maildir (MAILDIR and MOUNTPOINT swapped: the real mail would
+// vanish under an empty mount), and one that is not empty.
+func validateMountpoint(mnt string) error {
+	if mounted, err := isMountpoint(mnt); err == nil && mounted {
+		return fmt.Errorf("mount point %s is already a mount point (another vmfs?): unmount it first with fusermount3 -u %s", mnt, mnt)
+	}
+	if isMaildir(mnt) {
+		return fmt.Errorf("mount point %s is a Maildir (it has cur/ and new/): did you swap MAILDIR and MOUNTPOINT? (vmfs mount MAILDIR MOUNTPOINT)", mnt)
+	}
+	ents, err := os.ReadDir(mnt)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", mnt, err)
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("mount point %s is not empty (it holds %s): vmfs mounts only on an empty directory", mnt, ents[0].Name())
+	}
+	return nil
+}
+
+func isMaildir(dir string) bool {
+	for _, sub := range []string{"cur", "new"} {
+		if fi, err := os.Stat(filepath.Join(dir, sub)); err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// isMountpoint reports whether dir is the mount point of a mount in this
+// process's namespace (/proc/self/mountinfo, field 5, octal escapes).
+func isMountpoint(dir string) (bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMountinfo(f[4]) == dir {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Shutdown timing: how often and how long an unmount is retried while a
+// client keeps the mount busy, and how long a lazily detached mount may
+// keep serving its last users before vmfs exits anyway.
+const (
+	unmountTries   = 5
+	unmountBackoff = 200 * time.Millisecond
+	detachGrace    = 2 * time.Second
+)
+
+// shutdown unmounts on a signal. A busy mount (a shell inside it, a file
+// open) is retried, then detached lazily: it vanishes from the namespace
+// at once, and its last users get errors once vmfs exits. It returns
+// within about unmountTries*unmountBackoff + detachGrace.
+func shutdown(srv *fuse.Server, mnt string, done <-chan struct{}) {
+	var err error
+	for try := 0; try < unmountTries; try++ {
+		if err = srv.Unmount(); err == nil {
+			<-done
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(unmountBackoff):
+		}
+	}
+	slog.Warn("mount point busy: detaching it lazily; the processes still using it get errors once vmfs exits", "mountpoint", mnt, "err", err)
+	if err := detach(mnt); err != nil {
+		slog.Error("lazy unmount failed", "mountpoint", mnt, "err", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(detachGrace):
+	}
+}
+
+// detach unmounts mnt lazily (MNT_DETACH), as root directly, otherwise
+// through fusermount3 -u -z.
+func detach(mnt string) error {
+	if os.Geteuid() == 0 {
+		return syscall.Unmount(mnt, syscall.MNT_DETACH)
+	}
+	bin := "fusermount3"
+	if _, err := exec.LookPath(bin); err != nil {
+		bin = "fusermount"
+	}
+	if out, err := exec.Command(bin, "-u", "-z", mnt).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s -u -z: %v: %s", bin, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
