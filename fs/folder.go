@@ -206,7 +206,7 @@ var (
 // Rmdir in cur/ or new/: they hold only message files. (Without this
 // method go-fuse would answer 0 and drop the node.)
 func (d *msgDir) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if _, err := d.eng().Lookup(d.folder(), name); err == nil {
+	if _, err := d.eng().Lookup(d.folder(), name, d.isNew); err == nil {
 		return syscall.ENOTDIR
 	}
 	return syscall.ENOENT
@@ -257,13 +257,12 @@ func (d *msgDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	return gofs.NewListDirStream(d.ents), 0
 }
 
+// Lookup of a message name: only its current name (see vsync's Lookup),
+// one inode number for the message whatever its flags.
 func (d *msgDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	e, err := d.eng().Lookup(d.folder(), name)
+	e, err := d.eng().Lookup(d.folder(), name, d.isNew)
 	if err != nil {
 		return nil, errnoOf(err)
-	}
-	if e.New != d.isNew {
-		return nil, syscall.ENOENT
 	}
 	vbase := maildir.BaseOf(e.Name)
 	n := &msgNode{d: d, vbase: vbase}
@@ -279,14 +278,13 @@ func (d *msgDir) Unlink(ctx context.Context, name string) syscall.Errno {
 	if d.fd.root.cfg.ReadOnly {
 		return syscall.EROFS
 	}
-	if _, errno := d.Lookup(ctx, name, &fuse.EntryOut{}); errno != 0 {
-		return errno
-	}
 	if dir := d.mountPath(); dir != "" && walking(ctx, dir) {
-		logRefusedWalk(ctx, dir)
-		return syscall.EPERM
+		if _, err := d.eng().Lookup(d.folder(), name, d.isNew); err == nil {
+			logRefusedWalk(ctx, dir)
+			return syscall.EPERM
+		}
 	}
-	return errnoOf(d.eng().Delete(ctx, d.folder(), name))
+	return errnoOf(d.eng().Delete(ctx, d.folder(), name, d.isNew))
 }
 
 func (d *msgDir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
@@ -302,7 +300,8 @@ func (d *msgDir) Link(ctx context.Context, target gofs.InodeEmbedder, name strin
 }
 
 // Rename of a message: only its info part (flags) may change, within one
-// folder, between cur/ and new/.
+// folder, between cur/ and new/. The source must be the message's current
+// name (an old one answers ENOENT: the client rescans).
 func (d *msgDir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if d.fd.root.cfg.ReadOnly {
 		return syscall.EROFS
@@ -314,26 +313,17 @@ func (d *msgDir) Rename(ctx context.Context, name string, newParent gofs.InodeEm
 	if !ok || dst.fd != d.fd {
 		return syscall.EXDEV
 	}
-	e, err := d.eng().Lookup(d.folder(), name)
-	if err != nil {
-		return errnoOf(err)
-	}
-	if e.New != d.isNew {
-		return syscall.ENOENT
-	}
 	n, err := maildir.ParseName(newName)
 	if err != nil {
 		return syscall.EINVAL
 	}
-	if n.Base != maildir.BaseOf(e.Name) {
+	if n.Base != maildir.BaseOf(name) {
 		return syscall.EXDEV // not a flag change: copy and delete instead
 	}
-	if flags&unix.RENAME_NOREPLACE != 0 && newName != name {
-		if x, err := d.eng().Lookup(d.folder(), newName); err == nil && x.Name == newName && x.New == dst.isNew {
-			return syscall.EEXIST
-		}
+	if flags&unix.RENAME_NOREPLACE != 0 && newName == name && dst == d {
+		return syscall.EEXIST
 	}
-	_, err = d.eng().SetFlags(ctx, d.folder(), name, n.Flags, dst.isNew)
+	_, err = d.eng().SetFlags(ctx, d.folder(), name, d.isNew, newName, dst.isNew)
 	return errnoOf(err)
 }
 
@@ -367,8 +357,20 @@ func (n *msgNode) entry() (vsyncEntry, syscall.Errno) {
 	return e, 0
 }
 
+// Getattr of a message. An open file whose message was deleted meanwhile
+// answers as on a disk: its attributes, with st_nlink 0 (Dovecot fstat()s
+// files it keeps open, and aborts on ENOENT).
 func (n *msgNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	e, errno := n.entry()
+	if f, ok := fh.(*msgFile); ok && errno == syscall.ENOENT {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(f.fd, &st); err != nil {
+			return errnoOf(err)
+		}
+		n.fill(vsyncEntry{Size: st.Size, MTime: time.Unix(st.Mtim.Unix())}, &out.Attr)
+		out.Nlink = 0
+		return 0
+	}
 	if errno != 0 {
 		return errno
 	}

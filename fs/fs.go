@@ -35,10 +35,10 @@ type Engine interface {
 	List(folder string) ([]vsync.Entry, error)
 	Names(folder string) ([]vsync.NameEntry, uint64, error)
 	Gen(folder string) uint64
-	Lookup(folder, name string) (vsync.Entry, error)
+	Lookup(folder, name string, inNew bool) (vsync.Entry, error)
 	Get(folder, vbase string) (vsync.Entry, error)
-	SetFlags(ctx context.Context, folder, name, flags string, toNew bool) (vsync.Entry, error)
-	Delete(ctx context.Context, folder, name string) error
+	SetFlags(ctx context.Context, folder, name string, fromNew bool, newName string, toNew bool) (vsync.Entry, error)
+	Delete(ctx context.Context, folder, name string, inNew bool) error
 	Deliver(ctx context.Context, folder, name string, r io.Reader, flags string, toCur bool) (vsync.Entry, error)
 }
 

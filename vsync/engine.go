@@ -149,9 +149,6 @@ type Engine struct {
 	// first lookup by name needs it (see names), so that a start with a
 	// warm index does not wait for it.
 	vnames map[vkey]key
-	// prev holds each renamed message's previous file name, so that a
-	// client acting on a name it listed before the rename still finds it.
-	prev map[key]string
 	// incomplete is set when the store's last big batch was cut short;
 	// cleared once a full evaluation has been committed.
 	incomplete bool
@@ -255,7 +252,6 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	for _, ms := range e.msgs {
 		total += len(ms)
 	}
-	e.prev = map[key]string{}
 	for _, ms := range e.msgs {
 		for _, m := range ms {
 			if unstatted(m) {
@@ -563,9 +559,6 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			case m == nil || m.NeedsHash != e.needsHash:
 				jobs = append(jobs, &extractJob{mb: mb, ent: maildir.Entry{New: s.isNew, Name: s.name}, base: base})
 			case m.Name != s.name || m.New != s.isNew || unstatted(m):
-				if m.Name != s.name {
-					e.prev[k] = m.Name
-				}
 				m.Name, m.New = s.name, s.isNew
 				m.Size, m.MTime = s.fi.Size(), s.fi.ModTime().UnixNano()
 				batch.PutMessage(m)
@@ -797,7 +790,6 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			case m == nil || m.NeedsHash != needsHash:
 				jobs = append(jobs, &extractJob{mb: mbs[i], ent: ent, base: base})
 			case m.Name != ent.Name || m.New != ent.New:
-				e.prev[key{sc.name, base}] = m.Name
 				m.Name, m.New = ent.Name, ent.New
 				batch.PutMessage(m)
 				changed[key{sc.name, base}] = true

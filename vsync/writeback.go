@@ -55,28 +55,36 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 }
 
 // Lookup returns the entry of a folder's message by its exact virtual
-// file name: the current one, or the one it had before its last rename
-// (a client may act on a name it listed just before). Any other name with
-// the same base is not found, so that "mv X:2, X:2,S" sees no target.
-func (e *Engine) Lookup(folderName, vname string) (Entry, error) {
+// file name in cur/ (inNew false) or new/. A name the message no longer
+// has (renamed in the backend, or by a client, since it was listed) is not
+// found, as on a disk: Dovecot stat()s the name it last knew to tell
+// whether a flag change is still to be made (maildir_sync_flags), and
+// rename(2) is a no-op when both names are one inode, so an old name that
+// resolved would turn "clear a flag" into nothing.
+func (e *Engine) Lookup(folderName, vname string, inNew bool) (Entry, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	f, k, m, err := e.lookup(folderName, vname)
+	f, k, m, err := e.current(folderName, vname, inNew)
 	if err != nil {
 		return Entry{}, err
 	}
-	ent := e.entry(f.members[k], m)
-	if ent.Name == vname {
-		return ent, nil
+	return e.entry(f.members[k], m), nil
+}
+
+// current finds a folder's message by the name it has now: a name it no
+// longer has (renamed in the backend or by another client since it was
+// listed) is not found, so that a client acting on it rescans instead of
+// overwriting newer flags or deleting what it did not see. e.mu must be
+// held.
+func (e *Engine) current(folderName, vname string, inNew bool) (*folder, key, *index.Message, error) {
+	f, k, m, err := e.lookup(folderName, vname)
+	if err != nil {
+		return nil, key{}, nil, err
 	}
-	if p, ok := e.prev[k]; ok {
-		old := *m
-		old.Name = p
-		if e.entry(f.members[k], &old).Name == vname {
-			return ent, nil
-		}
+	if ent := e.entry(f.members[k], m); ent.Name != vname || ent.New != inNew {
+		return nil, key{}, nil, fmt.Errorf("%s/%s: renamed since it was listed: %w", folderName, vname, ErrNotFound)
 	}
-	return Entry{}, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
+	return f, k, m, nil
 }
 
 // Get returns a folder's message by virtual base name, whatever its flags.
@@ -90,18 +98,23 @@ func (e *Engine) Get(folderName, vbase string) (Entry, error) {
 	return e.entry(f.members[k], m), nil
 }
 
-// SetFlags renames the backend file of a folder's message so that it
-// carries flags (all of them: standard, keyword letters and unknown ones)
-// and lies in new/ (toNew) or cur/. The base name and any extra info text
-// are kept. A file renamed by someone else meanwhile is found again by its
-// base name. It returns the message's new entry.
-func (e *Engine) SetFlags(ctx context.Context, folderName, vname, flags string, toNew bool) (Entry, error) {
+// SetFlags renames the backend file of the folder's message now called
+// vname (in new/ when fromNew) to the info part of newName (its flags —
+// standard, keyword letters and unknown ones — in ASCII order, and any
+// extra info text), in new/ (toNew) or cur/. The base name is kept. A name
+// the message no longer has is not found (ErrNotFound): the client
+// rescans. It returns the message's new entry.
+func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew bool, newName string, toNew bool) (Entry, error) {
+	nn, err := maildir.ParseName(newName)
+	if err != nil {
+		return Entry{}, err
+	}
 	if err := e.lockOp(); err != nil {
 		return Entry{}, err
 	}
 	defer e.op.Unlock()
 	e.mu.Lock()
-	f, k, m, err := e.lookup(folderName, vname)
+	f, k, m, err := e.current(folderName, vname, fromNew)
 	if err != nil {
 		e.mu.Unlock()
 		return Entry{}, err
@@ -113,21 +126,24 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname, flags string, 
 		return Entry{}, fmt.Errorf("mailbox %s: %w", k.mailbox, ErrNotFound)
 	}
 
-	old, _ := maildir.ParseName(filepath.Base(src))
-	n := maildir.Name{Base: k.base, Flags: maildir.NormFlags(flags), Extra: old.Extra, HasInfo: true}
+	// The client's info part, on the backend's base name: ":2," or none
+	// as the client wrote it (a message in new/ often has none).
+	n := maildir.Name{Base: k.base, Flags: nn.Flags, Extra: nn.Extra, HasInfo: nn.HasInfo || !toNew}
 	sub := "cur"
 	if toNew {
 		sub = "new"
-		n.HasInfo = old.HasInfo
 	}
 	dst := filepath.Join(mb.Path, sub, n.String())
-	if err := renameMsg(mb.Path, k.base, src, dst); err != nil {
-		return Entry{}, err
+	if src != dst {
+		// No search by base name if src is gone: the file was renamed
+		// or deleted by someone else, and the client must see that.
+		if err := maildir.Rename(src, dst); err != nil {
+			return Entry{}, err
+		}
 	}
 	crashPoint("after-rename")
 
 	e.mu.Lock()
-	e.prev[k] = m.Name
 	m.Name, m.New = n.String(), toNew
 	b := e.store.NewBatch()
 	b.PutMessage(m)
@@ -141,36 +157,17 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname, flags string, 
 	return ent, nil
 }
 
-// renameMsg renames src to dst, finding the file again by base name if it
-// was renamed meanwhile.
-func renameMsg(dir, base, src, dst string) error {
-	if src == dst {
-		return nil
-	}
-	err := maildir.Rename(src, dst)
-	if errors.Is(err, fs.ErrNotExist) {
-		name, inNew, ferr := maildir.Find(dir, base)
-		if ferr != nil {
-			return ferr
-		}
-		sub := map[bool]string{true: "new", false: "cur"}[inNew]
-		if src = filepath.Join(dir, sub, name); src == dst {
-			return nil
-		}
-		err = maildir.Rename(src, dst)
-	}
-	return err
-}
-
-// Delete removes a folder's message from the backend (every folder that
-// showed it drops it). A file renamed meanwhile is found by base name.
-func (e *Engine) Delete(ctx context.Context, folderName, vname string) error {
+// Delete removes the backend message of the folder's message now called
+// vname (every folder that showed it drops it), or moves it into the
+// trash mailbox under a fresh name if that one is taken there. A name
+// the message no longer has is not found, and no other file is touched.
+func (e *Engine) Delete(ctx context.Context, folderName, vname string, inNew bool) error {
 	if err := e.lockOp(); err != nil {
 		return err
 	}
 	defer e.op.Unlock()
 	e.mu.Lock()
-	_, k, m, err := e.lookup(folderName, vname)
+	_, k, m, err := e.current(folderName, vname, inNew)
 	if err != nil {
 		e.mu.Unlock()
 		return err
@@ -181,27 +178,25 @@ func (e *Engine) Delete(ctx context.Context, folderName, vname string) error {
 	if mb == nil {
 		return fmt.Errorf("mailbox %s: %w", k.mailbox, ErrNotFound)
 	}
-	remove := os.Remove
 	if trash := e.cfg.Trash; trash != "" && k.mailbox != trash {
 		dir, err := e.mailboxDir(trash)
 		if err != nil {
 			return err
 		}
 		// Moved, not deleted: the watcher or the next sync adds it to the
-		// trash mailbox under the same name.
-		remove = func(p string) error {
-			return maildir.Rename(p, filepath.Join(dir, "cur", filepath.Base(p)))
+		// trash mailbox.
+		err = maildir.Rename(src, filepath.Join(dir, "cur", filepath.Base(src)))
+		if errors.Is(err, maildir.ErrExist) {
+			// The trash has a message of that name (deleted twice, or
+			// copied): a fresh unique name, same info.
+			n, _ := maildir.ParseName(filepath.Base(src))
+			n.Base = maildir.UniqueName()
+			err = maildir.Rename(src, filepath.Join(dir, "cur", n.String()))
 		}
-	}
-	err = remove(src)
-	if errors.Is(err, fs.ErrNotExist) {
-		name, inNew, ferr := maildir.Find(mb.Path, k.base)
-		if ferr != nil {
-			return ferr
+		if err != nil {
+			return fmt.Errorf("move %s to %s: %w", src, trash, err)
 		}
-		err = remove(filepath.Join(mb.Path, map[bool]string{true: "new", false: "cur"}[inNew], name))
-	}
-	if err != nil {
+	} else if err := os.Remove(src); err != nil {
 		return fmt.Errorf("delete %s: %w", src, err)
 	}
 	e.mu.Lock()
@@ -245,7 +240,6 @@ func (e *Engine) forget(b *index.Batch, k key) {
 		delete(e.vnames, vkeyOf(m))
 	}
 	delete(e.msgs[k.mailbox], k.base)
-	delete(e.prev, k)
 	b.DeleteMessage(k.mailbox, k.base)
 }
 

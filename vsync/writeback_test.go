@@ -52,7 +52,7 @@ func TestSetFlagsKeepsEverything(t *testing.T) {
 	var notified [][]string
 	e.cfg.OnChange = func(fs []string) { notified = append(notified, fs) }
 	// Mark the first seen, as mutt renames cur/X:2,Fab to cur/X:2,FSab.
-	ent, err := e.SetFlags(context.Background(), "Unread", l[0].Name, "FSab", false)
+	ent, err := e.SetFlags(context.Background(), "Unread", l[0].Name, l[0].New, maildir.BaseOf(l[0].Name)+":2,FSab,extra=1", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestSetFlagsKeepsEverything(t *testing.T) {
 		t.Error("the message read through the folder must linger, and the change be notified")
 	}
 	// new/ -> cur/ with a flag, for the message in new/.
-	ent, err = e.SetFlags(context.Background(), "Unread", l[1].Name, "S", false)
+	ent, err = e.SetFlags(context.Background(), "Unread", l[1].Name, l[1].New, maildir.BaseOf(l[1].Name)+":2,S", false)
 	if err != nil || ent.New {
 		t.Fatal(err)
 	}
@@ -79,6 +79,10 @@ func TestSetFlagsKeepsEverything(t *testing.T) {
 	}
 }
 
+// TestSetFlagsRacingBackendRename: a client renames a name the message no
+// longer has (mbsync added R meanwhile): ENOENT, and mbsync's flags stay,
+// as on a plain Maildir; after the rescan the client's retry on the new
+// name works.
 func TestSetFlagsRacingBackendRename(t *testing.T) {
 	f := newFixture(t, 0)
 	p := filepath.Join(f.root, "cur", "1.a:2,")
@@ -86,14 +90,39 @@ func TestSetFlagsRacingBackendRename(t *testing.T) {
 	os.MkdirAll(filepath.Join(f.root, "new"), 0o755)
 	e := f.open(DefaultFolders())
 	l := f.list("Unread")
-	// mbsync renames the file behind vmfs's back (flag R added).
 	os.Rename(p, filepath.Join(f.root, "cur", "1.a:2,R"))
-	if _, err := e.SetFlags(context.Background(), "Unread", l[0].Name, "S", false); err != nil {
+	base := maildir.BaseOf(l[0].Name)
+	if _, err := e.SetFlags(context.Background(), "Unread", l[0].Name, false, base+":2,S", false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("rename of a name renamed meanwhile: %v, want ErrNotExist", err)
+	}
+	if files := backendFiles(t, f.root); len(files) != 1 || !files["cur/1.a:2,R"] {
+		t.Fatalf("after the refused rename: %v", files)
+	}
+	if err := e.MailboxChanged(context.Background(), "INBOX"); err != nil {
 		t.Fatal(err)
 	}
-	files := backendFiles(t, f.root)
-	if len(files) != 1 || !files["cur/1.a:2,S"] {
-		t.Fatalf("after racing rename: %v", files)
+	// The old name is gone, as on a disk; the new one is found.
+	if ent, err := e.Lookup("Unread", l[0].Name, false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Lookup of the old name: %+v, %v", ent, err)
+	}
+	if ent, err := e.Lookup("Unread", base+":2,R", false); err != nil || ent.Name != base+":2,R" {
+		t.Fatalf("Lookup of the new name: %+v, %v", ent, err)
+	}
+	if _, err := e.SetFlags(context.Background(), "Unread", l[0].Name, false, base+":2,S", false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("rename from the stale name: %v", err)
+	}
+	if _, err := e.SetFlags(context.Background(), "Unread", base+":2,R", false, base+":2,RS", false); err != nil {
+		t.Fatal(err)
+	}
+	if files := backendFiles(t, f.root); len(files) != 1 || !files["cur/1.a:2,RS"] {
+		t.Fatalf("after the retry: %v", files)
+	}
+	// Set then clear: back onto the name it had before is a flag change.
+	if _, err := e.SetFlags(context.Background(), "Unread", base+":2,RS", false, base+":2,R", false); err != nil {
+		t.Fatal(err)
+	}
+	if files := backendFiles(t, f.root); len(files) != 1 || !files["cur/1.a:2,R"] {
+		t.Fatalf("after clearing S: %v", files)
 	}
 }
 
@@ -109,7 +138,7 @@ func TestDeleteAndDuplicates(t *testing.T) {
 	if len(l) != 2 || l[0].Name == l[1].Name {
 		t.Fatalf("duplicates must show once per backend file with distinct names: %+v", l)
 	}
-	if err := e.Delete(context.Background(), "Unread", l[0].Name); err != nil {
+	if err := e.Delete(context.Background(), "Unread", l[0].Name, l[0].New); err != nil {
 		t.Fatal(err)
 	}
 	files := backendFiles(t, f.root)
@@ -119,7 +148,7 @@ func TestDeleteAndDuplicates(t *testing.T) {
 	if got := f.list("Unread"); len(got) != 1 || got[0].Name != l[1].Name {
 		t.Fatalf("after delete: %+v", got)
 	}
-	if err := e.Delete(context.Background(), "Unread", l[0].Name); !errors.Is(err, fs.ErrNotExist) {
+	if err := e.Delete(context.Background(), "Unread", l[0].Name, l[0].New); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("second delete: %v", err)
 	}
 }
@@ -170,13 +199,15 @@ func TestDeleteOfAMessageRenamedMeanwhile(t *testing.T) {
 			target = x
 		}
 	}
-	// Another program renames it before vmfs deletes it.
+	// Another program renames it before vmfs deletes it: the client's
+	// name is gone, so nothing is deleted (the client rescans and sees
+	// the new flags before it decides again).
 	os.Rename(filepath.Join(f.root, "cur", "1.a:2,"), filepath.Join(f.root, "cur", "1.a:2,R"))
-	if err := e.Delete(context.Background(), "Unread", target.Name); err != nil {
-		t.Fatal(err)
+	if err := e.Delete(context.Background(), "Unread", target.Name, false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("delete of a name renamed meanwhile: %v, want ErrNotExist", err)
 	}
 	files := backendFiles(t, f.root)
-	if len(files) != 1 || !files["cur/2.b:2,"] {
+	if len(files) != 2 || !files["cur/2.b:2,"] || !files["cur/1.a:2,R"] {
 		t.Fatalf("after deleting a renamed message: %v", files)
 	}
 }
@@ -193,7 +224,7 @@ func TestDeleteMovesToTrash(t *testing.T) {
 	e.Sync(context.Background())
 	f.e = e
 	l := f.list("Unread")
-	if err := e.Delete(context.Background(), "Unread", l[0].Name); err != nil {
+	if err := e.Delete(context.Background(), "Unread", l[0].Name, l[0].New); err != nil {
 		t.Fatal(err)
 	}
 	files := backendFiles(t, f.root)
@@ -202,5 +233,22 @@ func TestDeleteMovesToTrash(t *testing.T) {
 	}
 	if len(f.list("Unread")) != 0 {
 		t.Fatal("still listed")
+	}
+	// The same name once more (a copy deleted again): a fresh name in the
+	// trash, not an error forever.
+	writeMsg(t, filepath.Join(f.root, "cur", "1.a:2,"), "Subject: a again\n\nx\n")
+	if err := e.MailboxChanged(context.Background(), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	l = f.list("Unread")
+	if len(l) != 1 {
+		t.Fatalf("Unread = %+v", l)
+	}
+	if err := e.Delete(context.Background(), "Unread", l[0].Name, l[0].New); err != nil {
+		t.Fatalf("second delete of the same name into the trash: %v", err)
+	}
+	files = backendFiles(t, f.root)
+	if len(files) != 2 || !files[".Trash/cur/1.a:2,"] {
+		t.Fatalf("after the second delete: %v", files)
 	}
 }
