@@ -278,10 +278,13 @@ func (n *ctlNode) deliver(ctx context.Context, src string, dst *msgDir, newName 
 		return errnoOf(err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
 		return syscall.EISDIR
 	}
-	if _, err := n.fd.root.eng.Deliver(ctx, n.fd.folder, nm.Base, f, nm.Flags, !dst.isNew); err != nil {
+	// The tmp file's mtime is the message's date (Dovecot's APPEND sets
+	// it with utime() before the rename).
+	if _, err := n.fd.root.eng.Deliver(ctx, n.fd.folder, nm.Base, f, nm.Flags, !dst.isNew, fi.ModTime()); err != nil {
 		return errnoOf(err)
 	}
 	os.Remove(src)
@@ -295,7 +298,13 @@ func cleanTmp(dir string) {
 		return
 	}
 	for _, e := range ents {
-		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && time.Since(info.ModTime()) > staleTmp {
+		// By ctime, not mtime: a client may have set an old mtime on
+		// purpose (Dovecot's APPEND with a date) just before a crash.
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && time.Since(time.Unix(st.Ctim.Unix())) > staleTmp {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}

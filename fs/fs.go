@@ -39,7 +39,7 @@ type Engine interface {
 	Get(folder, vbase string) (vsync.Entry, error)
 	SetFlags(ctx context.Context, folder, name string, fromNew bool, newName string, toNew bool) (vsync.Entry, error)
 	Delete(ctx context.Context, folder, name string, inNew bool) error
-	Deliver(ctx context.Context, folder, name string, r io.Reader, flags string, toCur bool) (vsync.Entry, error)
+	Deliver(ctx context.Context, folder, name string, r io.ReadSeeker, flags string, toCur bool, mtime time.Time) (vsync.Entry, error)
 }
 
 // Config is the plain options struct the command line hands the view.
@@ -74,6 +74,8 @@ func errnoOf(err error) syscall.Errno {
 		return syscall.EEXIST
 	case errors.Is(err, iofs.ErrPermission):
 		return syscall.EACCES
+	case errors.Is(err, iofs.ErrInvalid):
+		return syscall.EINVAL
 	case errors.Is(err, context.Canceled):
 		return syscall.EINTR
 	}

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
@@ -94,6 +95,10 @@ func TestErrnoOf(t *testing.T) {
 		{vsync.ErrNoSave, syscall.EACCES},
 		{errors.Join(errors.New("ctx"), iofs.ErrExist), syscall.EEXIST},
 		{context.Canceled, syscall.EINTR},
+		{fmt.Errorf("rename x: %w", maildir.ErrExist), syscall.EEXIST},
+		{fmt.Errorf("parse: %w", maildir.ErrBadName), syscall.EINVAL},
+		{vsync.ErrClosed, syscall.EIO},
+		{fmt.Errorf("sync: %w", iofs.ErrPermission), syscall.EACCES},
 		{errors.New("something else"), syscall.EIO},
 	} {
 		if got := errnoOf(tc.err); got != tc.want {

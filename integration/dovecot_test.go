@@ -244,7 +244,8 @@ save = "Lists/appended"
 	}
 	// APPEND into a folder with a save mailbox delivers into the backend.
 	msg := "From: appender@example.org\r\nSubject: appended through IMAP\r\n\r\nhello\r\n"
-	app := d.c.Append("Lists", int64(len(msg)), nil)
+	appendDate := time.Date(2019, 7, 1, 12, 0, 0, 0, time.UTC)
+	app := d.c.Append("Lists", int64(len(msg)), &imap.AppendOptions{Time: appendDate})
 	io.WriteString(app, msg)
 	app.Close()
 	if _, err := app.Wait(); err != nil {
@@ -254,7 +255,13 @@ save = "Lists/appended"
 	for _, b := range backend(t, root) {
 		if b.Mailbox == "Lists/appended" {
 			data, _ := os.ReadFile(b.Path) // Dovecot stores LF line ends
-			found = found || string(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))) == strings.ReplaceAll(msg, "\r\n", "\n")
+			if string(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))) == strings.ReplaceAll(msg, "\r\n", "\n") {
+				found = true
+				// APPEND's date is the INTERNALDATE: the file's mtime.
+				if fi, err := os.Stat(b.Path); err != nil || !fi.ModTime().Equal(appendDate) {
+					t.Errorf("APPEND with a date: backend mtime %v, want %v", fi.ModTime(), appendDate)
+				}
+			}
 		}
 	}
 	if !found {

@@ -328,7 +328,16 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 	for _, m := range added {
 		mem := &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base}
 		f.state.NextUID++
-		f.members[key{m.Mailbox, m.Base}] = mem
+		k := key{m.Mailbox, m.Base}
+		// A message delivered through vmfs keeps its client's name, also
+		// when its membership is rebuilt from the backend.
+		if cn := clientName(m.Base); cn != "" {
+			if _, taken := f.alias[cn]; !taken {
+				mem.Name = cn
+				f.alias[cn] = k
+			}
+		}
+		f.members[k] = mem
 		b.PutMember(f.def.Name, mem)
 		touched = true
 	}

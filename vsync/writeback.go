@@ -1,6 +1,7 @@
 package vsync
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"vmfs/index"
 	"vmfs/internal/maildir"
@@ -243,16 +246,54 @@ func (e *Engine) forget(b *index.Batch, k key) {
 	b.DeleteMessage(k.mailbox, k.base)
 }
 
+// deliveredMark is the field vmfs adds to the base name of a message
+// delivered through a folder under a name the client chose: the backend
+// file is "<client's base>,V=1" (",S=<size>" added when the client's base
+// has none), so the client's name comes back from the backend file alone —
+// after a remount, an index rebuild, or a crash between the delivery and
+// the index commit — and a retried delivery finds the first one.
+const deliveredMark = ",V=1"
+
+// clientName returns the name a client gave a message delivered through
+// vmfs, from its backend base name; "" for any other message.
+func clientName(base string) string {
+	if i := strings.Index(base, deliveredMark); i > 0 {
+		return base[:i]
+	}
+	return ""
+}
+
+// markedBase returns the backend base name for a delivery under the
+// client's base name vbase, or "" when the client's name cannot be kept:
+// none, a name vmfs would show for another message, or one carrying
+// mbsync's ",U=" (two files with one UID abort mbsync).
+func markedBase(vbase string) string {
+	if vbase == "" || strings.Contains(vbase, ",U=") || strings.Contains(vbase, deliveredMark) ||
+		len(vbase) > 160 {
+		return ""
+	}
+	if _, ok := parseVirtualBase(vbase); ok {
+		return ""
+	}
+	return vbase + deliveredMark
+}
+
 // Deliver writes a new message into the folder's save mailbox (created if
 // missing) and shows it in the folder: it stays listed until the linger
 // ends even if it does not match. name, if not empty, is the base name the
 // client gave the message (Maildir clients deliver tmp/X → new/X and then
-// expect X); the message keeps it in the folder.
-func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Reader, flags string, toCur bool) (Entry, error) {
+// expect X); the message keeps it in the folder. A name another message
+// of the folder has is refused (ErrExist) and nothing is written; the same
+// delivery again (a client retrying after a crash: same name, same bytes)
+// delivers nothing new and returns the first one. mtime, if not zero, is
+// the delivered file's mtime (the IMAP INTERNALDATE).
+func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.ReadSeeker, flags string, toCur bool, mtime time.Time) (Entry, error) {
 	if err := e.lockOp(); err != nil {
 		return Entry{}, err
 	}
 	defer e.op.Unlock()
+	vbase := maildir.BaseOf(name)
+	marked := markedBase(vbase)
 	e.mu.Lock()
 	f := e.folders[folderName]
 	if f == nil {
@@ -261,9 +302,37 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	}
 	save := f.def.Save
 	mb := e.mailboxes[save]
+	var prior *index.Message // the same delivery, made before
+	if vbase != "" {
+		if _, k, m, err := e.lookup(folderName, vbase); err == nil {
+			if clientName(k.base) != vbase || k.mailbox != save {
+				e.mu.Unlock()
+				return Entry{}, fmt.Errorf("deliver %s/%s: a message has that name: %w", folderName, vbase, maildir.ErrExist)
+			}
+			prior = m
+		}
+	}
+	if prior == nil && marked != "" {
+		for base, m := range e.msgs[save] { // delivered, but not (or no longer) a member
+			if clientName(base) == vbase {
+				prior = m
+				break
+			}
+		}
+	}
+	var priorPath string
+	if prior != nil {
+		priorPath = e.pathOf(prior)
+	}
 	e.mu.Unlock()
 	if save == "" {
 		return Entry{}, fmt.Errorf("folder %s: %w", folderName, ErrNoSave)
+	}
+	if prior != nil {
+		if !sameContent(priorPath, r) {
+			return Entry{}, fmt.Errorf("deliver %s/%s: another message has that name: %w", folderName, vbase, maildir.ErrExist)
+		}
+		return e.showWritten(folderName, prior, vbase, nil)
 	}
 	if mb == nil {
 		dir, err := e.mailboxDir(save)
@@ -272,10 +341,21 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		}
 		mb = &mailbox{Mailbox: maildir.Mailbox{Name: save, Path: dir}}
 	}
-	rel, err := maildir.Deliver(mb.Path, r, flags, toCur)
-	if err != nil {
+	rel, err := maildir.DeliverAs(mb.Path, marked, r, flags, toCur, mtime)
+	if errors.Is(err, maildir.ErrExist) && marked != "" {
+		// In the backend, not yet in the index (a crash before the
+		// commit, the watcher not caught up): read it and compare.
+		if _, serr := r.Seek(0, io.SeekStart); serr != nil {
+			return Entry{}, serr
+		}
+		if !sameContent(filepath.Join(mb.Path, rel), r) {
+			return Entry{}, fmt.Errorf("deliver %s/%s: another message has that name: %w", folderName, vbase, maildir.ErrExist)
+		}
+		crashPoint("before-redeliver")
+	} else if err != nil {
 		return Entry{}, err
 	}
+	crashPoint("after-deliver")
 	fname := filepath.Base(rel)
 	base := maildir.BaseOf(fname)
 	m := extract(mb, maildir.Entry{New: !toCur, Name: fname}, base, e.needs, e.needsHash)
@@ -297,13 +377,35 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	b := e.store.NewBatch()
 	b.PutMessage(m)
 	touched := e.update(b, map[key]bool{k: true}, false)
-	vbase := maildir.BaseOf(name)
-	if _, taken := f.alias[vbase]; taken || vbase == "" {
-		vbase = "" // keep the derived name rather than shadow another message
+	e.mu.Unlock()
+	if marked == "" {
+		vbase = ""
 	}
+	return e.showWritten(folderName, m, vbase, &deliveryBatch{b, touched})
+}
+
+// deliveryBatch is the part of a delivery's index change made before
+// showWritten adds the membership.
+type deliveryBatch struct {
+	b       *index.Batch
+	touched []string
+}
+
+// showWritten makes a delivered message a member of the folder (written
+// into it: listed until the linger ends even if it does not match) under
+// the client's name vbase (if not empty), commits and notifies. e.op must
+// be held.
+func (e *Engine) showWritten(folderName string, m *index.Message, vbase string, db *deliveryBatch) (Entry, error) {
+	if db == nil {
+		db = &deliveryBatch{b: e.store.NewBatch()}
+	}
+	b, touched := db.b, db.touched
+	e.mu.Lock()
+	f := e.folders[folderName]
+	k := key{m.Mailbox, m.Base}
 	mem := f.members[k]
-	if mem == nil { // written into the folder: shown until the linger ends
-		mem = &index.Member{UID: f.state.NextUID, Mailbox: save, Base: base, Written: true,
+	if mem == nil {
+		mem = &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base, Written: true,
 			Linger: e.cfg.Now().Add(e.cfg.Linger).UnixNano()}
 		f.state.NextUID++
 		f.members[k] = mem
@@ -312,8 +414,10 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		touched = append(touched, folderName)
 	}
 	if vbase != "" {
-		mem.Name = vbase
-		f.alias[vbase] = k
+		if other, taken := f.alias[vbase]; !taken || other == k {
+			mem.Name = vbase
+			f.alias[vbase] = k
+		}
 	}
 	f.invalidate()
 	b.PutMember(folderName, mem)
@@ -324,4 +428,28 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	}
 	e.notify(touched)
 	return ent, nil
+}
+
+// sameContent reports whether the file at p holds exactly what r holds
+// from its start.
+func sameContent(p string, r io.ReadSeeker) bool {
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	a, b := make([]byte, 32<<10), make([]byte, 32<<10)
+	for {
+		n1, err1 := io.ReadFull(f, a)
+		n2, err2 := io.ReadFull(r, b)
+		if n1 != n2 || !bytes.Equal(a[:n1], b[:n2]) {
+			return false
+		}
+		if err1 != nil || err2 != nil {
+			return err1 != nil && err2 != nil
+		}
+	}
 }

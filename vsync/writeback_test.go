@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"vmfs/internal/maildir"
 )
@@ -159,14 +160,15 @@ func TestDeliver(t *testing.T) {
 		os.MkdirAll(filepath.Join(f.root, s), 0o755)
 	}
 	e := f.open(append(DefaultFolders(), Folder{Name: "Lists/Go", Mailboxes: []string{"Lists/*"}, Query: "FROM golang", Save: "Lists/golang"}))
-	if _, err := e.Deliver(context.Background(), "Unread", "", strings.NewReader("x"), "", false); !errors.Is(err, ErrNoSave) {
+	if _, err := e.Deliver(context.Background(), "Unread", "", strings.NewReader("x"), "", false, time.Time{}); !errors.Is(err, ErrNoSave) {
 		t.Fatalf("deliver without save: %v", err)
 	}
 	if len(backendFiles(t, f.root)) != 0 {
 		t.Fatal("something was written")
 	}
 	msg := "From: someone@else\nSubject: appended\n\nhello\n"
-	ent, err := e.Deliver(context.Background(), "Lists/Go", "123.client.host", strings.NewReader(msg), "S", true)
+	date := time.Date(2020, 2, 3, 4, 5, 6, 0, time.UTC)
+	ent, err := e.Deliver(context.Background(), "Lists/Go", "123.client.host", strings.NewReader(msg), "S", true, date)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +180,9 @@ func TestDeliver(t *testing.T) {
 	l := f.list("Lists/Go")
 	if len(l) != 1 || l[0].Name != ent.Name || ent.Name != "123.client.host:2,S" {
 		t.Fatalf("Lists/Go = %+v (delivered as %q)", l, ent.Name)
+	}
+	if fi, err := os.Stat(ent.Path); err != nil || !fi.ModTime().Equal(date) {
+		t.Fatalf("delivered file's mtime %v, want the client's %v", fi.ModTime(), date)
 	}
 	// The client's name survives a restart.
 	e.Close()
@@ -250,5 +255,67 @@ func TestDeleteMovesToTrash(t *testing.T) {
 	files = backendFiles(t, f.root)
 	if len(files) != 2 || !files[".Trash/cur/1.a:2,"] {
 		t.Fatalf("after the second delete: %v", files)
+	}
+}
+
+// TestDeliverExactlyOnce: the same delivery again (a client retrying after
+// a crash) writes nothing new; another message under a name the folder
+// shows is refused with ErrExist and writes nothing; the client's name
+// comes back after the index is rebuilt from the backend.
+func TestDeliverExactlyOnce(t *testing.T) {
+	f := newFixture(t, 0)
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(f.root, s), 0o755)
+	}
+	writeMsg(t, filepath.Join(f.root, ".Lists.golang", "cur", "1.old:2,S"), "From: golang@x\nSubject: old\n\nx\n")
+	os.MkdirAll(filepath.Join(f.root, ".Lists.golang", "new"), 0o755)
+	folders := []Folder{{Name: "Lists", Mailboxes: []string{"Lists/*"}, Query: "ALL", Save: "Lists/golang"}}
+	e := f.open(folders)
+	msg := "From: golang@x\nSubject: appended\n\nhello\n"
+	deliver := func(name, body string) (Entry, error) {
+		return e.Deliver(context.Background(), "Lists", name, strings.NewReader(body), "S", true, time.Time{})
+	}
+	ent, err := deliver("1733.M1P2.client", msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := deliver("1733.M1P2.client", msg)
+	if err != nil || again.Name != ent.Name || again.Path != ent.Path {
+		t.Fatalf("retried delivery: %+v, %v; want the first %+v", again, err, ent)
+	}
+	if n := len(backendFiles(t, f.root)); n != 2 {
+		t.Fatalf("after the retry the backend has %d files, want 2: %v", n, backendFiles(t, f.root))
+	}
+	if _, err := deliver("1733.M1P2.client", "Subject: other\n\nbytes\n"); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("another message under a taken name: %v, want ErrExist", err)
+	}
+	var old Entry
+	for _, x := range f.list("Lists") {
+		if x.Name != ent.Name {
+			old = x
+		}
+	}
+	if _, err := deliver(old.Name, msg); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("delivery onto an existing message's name: %v, want ErrExist", err)
+	}
+	if n := len(backendFiles(t, f.root)); n != 2 {
+		t.Fatalf("refused deliveries wrote files: %v", backendFiles(t, f.root))
+	}
+	// A lost index: the backend alone gives the name back.
+	e.Close()
+	os.RemoveAll(f.state)
+	e = f.open(folders)
+	found := false
+	for _, x := range f.list("Lists") {
+		found = found || x.Name == ent.Name
+	}
+	if !found {
+		t.Fatalf("after an index rebuild Lists = %+v, want %s among them", f.list("Lists"), ent.Name)
+	}
+	if again, err := deliver("1733.M1P2.client", msg); err != nil || again.Name != ent.Name {
+		t.Fatalf("retry after the rebuild: %+v, %v", again, err)
+	}
+	if n := len(backendFiles(t, f.root)); n != 2 {
+		t.Fatalf("after the rebuild's retry: %v", backendFiles(t, f.root))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,9 +44,26 @@ func Init(dir string) error {
 // is set) under a name no other file has, tmp/ file removed, directory
 // fsynced. It returns the new file name. Nothing is left in tmp/ on error.
 func Deliver(dir string, r io.Reader, flags string, cur bool) (string, error) {
-	base := UniqueName()
-	tmp := filepath.Join(dir, "tmp", base)
+	return DeliverAs(dir, "", r, flags, cur, time.Time{})
+}
+
+// DeliverAs is Deliver with the base name chosen by the caller (empty: a
+// new unique name; ",S=<size>" is added unless base has it) and the file's
+// mtime (zero: now), which IMAP servers take as the INTERNALDATE. When a
+// file of that name already exists the error wraps ErrExist and nothing
+// is written.
+func DeliverAs(dir, base string, r io.Reader, flags string, cur bool, mtime time.Time) (string, error) {
+	chosen := base != ""
+	if !chosen {
+		base = UniqueName()
+	}
+	tmp := filepath.Join(dir, "tmp", UniqueName())
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrNotExist) { // a mailbox without tmp/ (some writers omit it)
+		if err = os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err == nil || errors.Is(err, os.ErrExist) {
+			f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("deliver: %w", err)
 	}
@@ -60,13 +78,26 @@ func Deliver(dir string, r io.Reader, flags string, cur bool) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("deliver: %w", err)
 	}
-	name, sub := fmt.Sprintf("%s,S=%d", base, size), "new"
+	if err == nil && !mtime.IsZero() {
+		err = os.Chtimes(tmp, mtime, mtime)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("deliver: %w", err)
+	}
+	name, sub := base, "new"
+	if Size(base) < 0 {
+		name = fmt.Sprintf("%s,S=%d", base, size)
+	}
 	if cur {
 		name, sub = Name{Base: name, Flags: flags, HasInfo: true}.String(), "cur"
 	}
 	dst := filepath.Join(dir, sub, name)
 	err = os.Link(tmp, dst)
 	os.Remove(tmp)
+	if errors.Is(err, os.ErrExist) {
+		return filepath.Join(sub, name), fmt.Errorf("deliver %s: %w", name, ErrExist)
+	}
 	if err != nil {
 		return "", fmt.Errorf("deliver: %w", err)
 	}
@@ -81,8 +112,9 @@ func syncDir(dir string) {
 	}
 }
 
-// ErrExist is returned by Rename when the target name is taken.
-var ErrExist = errors.New("target exists")
+// ErrExist is returned by Rename and DeliverAs when the target name is
+// taken; it wraps fs.ErrExist.
+var ErrExist = fmt.Errorf("target exists: %w", iofs.ErrExist)
 
 // Rename renames a message file without ever replacing another file
 // (renameat2 RENAME_NOREPLACE): a Maildir rename must not lose a message

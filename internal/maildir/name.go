@@ -6,15 +6,16 @@
 package maildir
 
 import (
-	"errors"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
 )
 
-// ErrBadName is wrapped by every error ParseName returns.
-var ErrBadName = errors.New("not a Maildir message name")
+// ErrBadName is wrapped by every error ParseName returns; it wraps
+// fs.ErrInvalid.
+var ErrBadName = fmt.Errorf("not a Maildir message name: %w", fs.ErrInvalid)
 
 // Name is a parsed Maildir message file name: Base + ":2," + Flags + Extra.
 //
