@@ -393,7 +393,7 @@ func (n *msgNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint
 		if errno != 0 {
 			return nil, 0, errno
 		}
-		fd, err := syscall.Open(e.Path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		fd, err := maildir.OpenRegular(e.Path)
 		if errors.Is(err, syscall.ENOENT) {
 			time.Sleep(time.Millisecond) // renamed meanwhile: the engine catches up
 			continue

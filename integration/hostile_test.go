@@ -2,11 +2,14 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"vmfs/internal/maildir"
 )
@@ -109,4 +112,79 @@ func (zeros) Read(p []byte) (int, error) {
 		p[i] = 'a'
 	}
 	return len(p), nil
+}
+
+// TestFIFOsNeverBlock: a FIFO in cur/ or new/ — present at the cold index,
+// created live, or put in place of a listed message — never blocks the
+// daemon or a reader: it is skipped with a log line, and the rest of the
+// folder keeps working.
+func TestFIFOsNeverBlock(t *testing.T) {
+	root := emptyBackend(t)
+	quickDeliver(t, root, "From: golang@x\nSubject: one\n\nx\n")
+	quickDeliver(t, root, "From: golang@x\nSubject: two\n\nx\n")
+	if err := syscall.Mkfifo(filepath.Join(root, "cur", "1.fifo.host:2,"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte("[folder.All]\nquery = \"ALL\"\n[folder.Go]\nquery = \"FROM golang\"\n"), 0o644)
+	m := mount(t, root, "--config", cfg)
+	if got := names(t, m.path("Go", "new")); len(got) != 2 {
+		t.Fatalf("Go/new = %q", got)
+	}
+	if !strings.Contains(m.stderr.String(), "1.fifo.host") {
+		t.Errorf("the FIFO at the cold index was skipped without a word:\n%s", m.stderr)
+	}
+	// One created live.
+	if err := syscall.Mkfifo(filepath.Join(root, "new", "2.fifo.host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	quickDeliver(t, root, "From: golang@x\nSubject: three\n\nx\n")
+	eventually(t, 5*time.Second, func() string {
+		if n := len(names(t, m.path("Go", "new"))); n != 3 {
+			return fmt.Sprintf("Go/new has %d, want 3", n)
+		}
+		return ""
+	})
+	// One put in place of a listed message: opening it through the mount
+	// fails at once instead of waiting for a writer.
+	tmpFifo := filepath.Join(root, "tmp", "fifo")
+	syscall.Mkfifo(tmpFifo, 0o644)
+	var target string
+	ents, _ := os.ReadDir(filepath.Join(root, "new"))
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			target = filepath.Join(root, "new", e.Name())
+		}
+	}
+	// Find which listed name shows target's bytes, then swap in the FIFO.
+	want, _ := os.ReadFile(target)
+	var listed string
+	for _, n := range names(t, m.path("All", "new")) {
+		if b, err := os.ReadFile(m.path("All", "new", n)); err == nil && string(b) == string(want) {
+			listed = n
+		}
+	}
+	if listed == "" {
+		t.Fatal("no listed name for the target")
+	}
+	if err := os.Rename(tmpFifo, target); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := os.ReadFile(m.path("All", "new", listed))
+		done <- err
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		// Unblock it so the test can unmount, then fail.
+		if f, err := os.OpenFile(target, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("reading a message replaced by a FIFO blocked")
+	}
+	if got := names(t, m.path("Go", "new")); len(got) < 2 {
+		t.Fatalf("the folder stopped working: Go/new = %q", got)
+	}
 }

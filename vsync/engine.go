@@ -546,7 +546,10 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			s := seen{name: name, isNew: sub == "new", fi: fi}
 			if err == nil && fi.Mode().IsRegular() {
 				present[maildir.BaseOf(name)] = s
-			} else if err != nil {
+			} else {
+				if err == nil { // gone as a message: a FIFO, socket or device now
+					slog.Warn("skipped a file that is not a regular file", "path", filepath.Join(dir, rel), "mode", fi.Mode().String())
+				}
 				absent = append(absent, s)
 			}
 		}

@@ -436,10 +436,11 @@ func sameContent(p string, r io.ReadSeeker) bool {
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return false
 	}
-	f, err := os.Open(p)
+	fd, err := maildir.OpenRegular(p)
 	if err != nil {
 		return false
 	}
+	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
 	a, b := make([]byte, 32<<10), make([]byte, 32<<10)
 	for {

@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"syscall"
 	"bufio"
 	"errors"
 	"fmt"
@@ -175,7 +176,10 @@ func List(dir string) ([]Entry, error) {
 			if n[0] == '.' {
 				continue
 			}
-			if t := e.Type(); t&(fs.ModeDir|fs.ModeSymlink|fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice) != 0 {
+			if t := e.Type(); t&fs.ModeDir != 0 {
+				continue
+			} else if t&(fs.ModeSymlink|fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice) != 0 {
+				errs = append(errs, fmt.Errorf("%s/%s: %w (skipped)", d, n, ErrNotRegular))
 				continue
 			}
 			if _, err := ParseName(n); err != nil {
@@ -213,4 +217,30 @@ func ReadKeywords(dir string) (map[byte]string, error) {
 		m[byte('a'+n)] = name
 	}
 	return m, sc.Err()
+}
+
+// ErrNotRegular is returned by OpenRegular for a name that is no regular
+// file (a FIFO, socket or device in cur/ or new/): reading one would block
+// or have effects. It wraps fs.ErrInvalid.
+var ErrNotRegular = fmt.Errorf("not a regular file: %w", fs.ErrInvalid)
+
+// OpenRegular opens a message file read-only without ever blocking or
+// following a symbolic link: the open does not wait for a FIFO's writer,
+// and anything but a regular file is refused with ErrNotRegular. It
+// returns a raw, close-on-exec descriptor.
+func OpenRegular(path string) (int, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOCTTY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return -1, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		syscall.Close(fd)
+		return -1, fmt.Errorf("%s: %w", path, ErrNotRegular)
+	}
+	return fd, nil
 }

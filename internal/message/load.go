@@ -6,15 +6,19 @@ import (
 	"io"
 	"os"
 	"sync"
-	"syscall"
 
+	"vmfs/internal/maildir"
 	"vmfs/internal/query"
 )
 
 // Open opens a backend message file read-only, never following a symbolic
-// link.
+// link and never blocking (see maildir.OpenRegular).
 func Open(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOCTTY, 0)
+	fd, err := maildir.OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // readers recycles the header readers of Load: one 8 KiB buffer per
