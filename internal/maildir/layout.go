@@ -1,7 +1,6 @@
 package maildir
 
 import (
-	"syscall"
 	"bufio"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 )
 
