@@ -55,8 +55,8 @@ var (
 	_ = (gofs.NodeSetattrer)((*rightsFile)(nil))
 )
 
-func newRightsFile() *rightsFile {
-	return &rightsFile{gofs.MemRegularFile{Data: []byte(aclRights), Attr: fuse.Attr{Mode: 0o444}}}
+func newRightsFile(uid, gid uint32) *rightsFile {
+	return &rightsFile{gofs.MemRegularFile{Data: []byte(aclRights), Attr: fuse.Attr{Mode: 0o444, Owner: fuse.Owner{Uid: uid, Gid: gid}}}}
 }
 
 func (f *rightsFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {

@@ -78,7 +78,7 @@ func (n *ctlNode) child(ctx context.Context, name string, out *fuse.EntryOut) (*
 	if err != nil {
 		return nil, errnoOf(err)
 	}
-	out.Attr.FromStat(st)
+	n.fd.root.ownAttr(&out.Attr, st)
 	mode := st.Mode & syscall.S_IFMT
 	if mode != syscall.S_IFREG && mode != syscall.S_IFDIR {
 		return nil, syscall.ENOENT // only files and directories are control data
@@ -121,13 +121,15 @@ func (n *ctlNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 
 func (n *ctlNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if g, ok := fh.(gofs.FileGetattrer); ok {
-		return g.Getattr(ctx, out)
+		errno := g.Getattr(ctx, out)
+		out.Uid, out.Gid = n.fd.root.cfg.UID, n.fd.root.cfg.GID
+		return errno
 	}
 	st, err := lstat(n.path())
 	if err != nil {
 		return errnoOf(err)
 	}
-	out.FromStat(st)
+	n.fd.root.ownAttr(&out.Attr, st)
 	return 0
 }
 
@@ -195,7 +197,7 @@ func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		syscall.Close(fd)
 		return nil, nil, 0, errnoOf(err)
 	}
-	out.Attr.FromStat(&st)
+	n.fd.root.ownAttr(&out.Attr, &st)
 	ch := n.self().NewInode(ctx, &ctlNode{fd: n.fd}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ctlIno(&st)})
 	return ch, gofs.NewLoopbackFile(fd), 0, 0
 }

@@ -129,7 +129,7 @@ func (fd *folderDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.S
 func folderAttr(r *Root, folder string, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = 0o700
 	setTime(&out.Attr, r.mtime(folder))
-	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
+	out.Uid, out.Gid = r.cfg.UID, r.cfg.GID
 	out.Nlink = 2
 	return 0
 }
@@ -265,7 +265,10 @@ func (d *msgDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 		return nil, errnoOf(err)
 	}
 	vbase := maildir.BaseOf(e.Name)
-	n := &msgNode{d: d, vbase: vbase}
+	n := &msgNode{d: d, vbase: vbase, mode: 0o600, uid: d.fd.root.cfg.UID, gid: d.fd.root.cfg.GID}
+	if st, err := lstat(e.Path); err == nil { // the backend file's owner and mode
+		n.mode, n.uid, n.gid = st.Mode&0o7777, st.Uid, st.Gid
+	}
 	n.fill(e, &out.Attr)
 	// The name carries the flags, so the entry is never cached (a rename
 	// must hide the old name at once); the attributes are: a message's
@@ -332,6 +335,8 @@ type msgNode struct {
 	gofs.Inode
 	d     *msgDir
 	vbase string
+	// mode, uid, gid are the backend file's, read at lookup.
+	mode, uid, gid uint32
 }
 
 var (
@@ -341,11 +346,11 @@ var (
 )
 
 func (n *msgNode) fill(e vsyncEntry, out *fuse.Attr) {
-	out.Mode = syscall.S_IFREG | 0o600
+	out.Mode = syscall.S_IFREG | n.mode
 	out.Size = uint64(e.Size)
 	out.Blocks = (out.Size + 511) / 512
 	out.Nlink = 1
-	out.Uid, out.Gid = uint32(os.Getuid()), uint32(os.Getgid())
+	out.Uid, out.Gid = n.uid, n.gid
 	out.SetTimes(&e.MTime, &e.MTime, &e.MTime)
 }
 

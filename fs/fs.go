@@ -50,6 +50,10 @@ type Config struct {
 	StateDir string
 	// ReadOnly refuses every change.
 	ReadOnly bool
+	// UID and GID own the folders and control files the view shows (the
+	// backend root's owner); messages show their backend file's owner and
+	// mode. With allow_other the kernel enforces them (default_permissions).
+	UID, GID uint32
 	// Mountpoint is where the view is mounted (absolute, symlinks
 	// resolved); it lets Unlink recognise a recursive delete (rmguard.go).
 	Mountpoint string
@@ -160,7 +164,7 @@ func (r *Root) OnAdd(ctx context.Context) {
 				ch = parent.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
 				parent.AddChild(p, ch, false)
 				if i < len(parts)-1 { // a parent only: its rights file is fixed
-					acl := ch.NewPersistentInode(ctx, newRightsFile(),
+					acl := ch.NewPersistentInode(ctx, newRightsFile(r.cfg.UID, r.cfg.GID),
 						gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("acl", path)})
 					ch.AddChild(aclFile, acl, false)
 				}
@@ -243,7 +247,8 @@ func (r *Root) Close() { close(r.done) }
 
 // Getattr of the root.
 func (r *Root) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = 0o755
+	out.Mode = 0o700
+	out.Uid, out.Gid = r.cfg.UID, r.cfg.GID
 	return 0
 }
 
@@ -348,7 +353,10 @@ type parentDir struct{ gofs.Inode }
 var _ = (gofs.NodeGetattrer)((*parentDir)(nil))
 
 func (p *parentDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = 0o755
+	out.Mode = 0o700
+	if r, ok := p.Root().Operations().(*Root); ok {
+		out.Uid, out.Gid = r.cfg.UID, r.cfg.GID
+	}
 	return 0
 }
 
@@ -394,8 +402,12 @@ func withDots(ents []fuse.DirEntry) []fuse.DirEntry {
 	return append([]fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR}, {Name: "..", Mode: syscall.S_IFDIR}}, ents...)
 }
 
-func attrFromStat(st *syscall.Stat_t, out *fuse.Attr) {
+// ownAttr sets the attributes of a control file or directory: the real
+// file's, owned by the backend's owner (the state directory belongs to the
+// daemon, but the IMAP server writing the files is that owner).
+func (r *Root) ownAttr(out *fuse.Attr, st *syscall.Stat_t) {
 	out.FromStat(st)
+	out.Uid, out.Gid = r.cfg.UID, r.cfg.GID
 }
 
 func lstat(p string) (*syscall.Stat_t, error) {

@@ -33,6 +33,19 @@ type dovecot struct {
 	stderr *bytes.Buffer
 }
 
+// dovecotUID is the user the tests' Dovecot runs as. The backends it
+// serves through a mount belong to it: with allow_other the kernel lets in
+// only the backend's owner (and root).
+const dovecotUID = 65534
+
+// ownBy gives a backend to a user, as a Maildir in that user's home is.
+func ownBy(t *testing.T, root string, uid int) {
+	t.Helper()
+	if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", uid, uid), root).CombinedOutput(); err != nil {
+		t.Fatalf("chown %s: %v %s", root, err, out)
+	}
+}
+
 func (d *dovecot) numMessages() uint32 { return d.exists.Load() }
 
 func startDovecot(t *testing.T, mnt, dir string, controlInside bool) *dovecot {
@@ -160,6 +173,7 @@ mailboxes = ["Lists/*"]
 query = "ALL"
 save = "Lists/appended"
 `), 0o644)
+	ownBy(t, root, dovecotUID)
 	m := mount(t, root, "--config", cfg, "-o", "allow_other")
 	truth := unreadTruth(t, root)
 	want := map[string]int{} // content hash → count, before Dovecot moves new/ to cur/
@@ -234,6 +248,7 @@ save = "Lists/appended"
 	// A delivery into the backend is reported by NOOP.
 	n := d.numMessages()
 	quickDeliver(t, root, "Subject: noop test\n\nnew mail\n")
+	ownBy(t, root, dovecotUID) // as the user's delivery agent would write it
 	deadline := time.Now().Add(5 * time.Second)
 	for d.numMessages() <= n {
 		if time.Now().After(deadline) {

@@ -146,6 +146,7 @@ func TestDovecotSetThenClear(t *testing.T) {
 	quickDeliver(t, root, "Subject: one\n\nbody\n")
 	cfg := filepath.Join(t.TempDir(), "config.toml")
 	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	ownBy(t, root, dovecotUID)
 	m := mount(t, root, "--config", cfg, "-o", "allow_other")
 	var base string
 	for _, b := range backend(t, root) {

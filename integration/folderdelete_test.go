@@ -57,6 +57,7 @@ func TestDeletingAFolderKeepsMail(t *testing.T) {
 	root := genBackend(t, 150)
 	cfg := filepath.Join(t.TempDir(), "config.toml")
 	os.WriteFile(cfg, []byte(deleteConfig), 0o644)
+	ownBy(t, root, dovecotUID)
 	m := mount(t, root, "--config", cfg, "-o", "allow_other")
 	want := snapshotBackend(t, root)
 	count := len(ls(t, m.path("All", "cur"))) + len(ls(t, m.path("All", "new")))

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,10 +126,9 @@ func TestNonRootMount(t *testing.T) {
 	t.Error("the renamed message is gone from the backend")
 }
 
-// TestAccessOptions: with allow_other another user may read the mount;
-// adding default_permissions makes the kernel apply the modes (0700
-// directories of the mounting user), so that user is refused. The state
-// directory is 0700.
+// TestAccessOptions: allow_other always comes with default_permissions:
+// the kernel applies the backend's owner and modes, so another user is
+// refused, with either option set. The state directory is 0700.
 func TestAccessOptions(t *testing.T) {
 	requireFUSE(t)
 	if os.Geteuid() != 0 {
@@ -145,7 +145,7 @@ func TestAccessOptions(t *testing.T) {
 		opts string
 		ok   bool
 	}{
-		{"allow_other", true},
+		{"allow_other", false},
 		{"allow_other,default_permissions", false},
 	} {
 		m := mount(t, root, "-o", tc.opts)
@@ -162,5 +162,87 @@ func TestAccessOptions(t *testing.T) {
 				t.Errorf("%s: mode %o, want no access for others", d, st.Mode&0o777)
 			}
 		}
+	}
+}
+
+// asUser runs a command as uid/gid.
+func asUser(uid int, name string, args ...string) *exec.Cmd {
+	all := append([]string{fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--clear-groups", "--", name}, args...)
+	return exec.Command("setpriv", all...)
+}
+
+// TestOwnerGetsInOthersDoNot: vmfs as root over another user's Maildir,
+// mounted with allow_other: the mount shows the backend's owners and
+// modes and the kernel enforces them. The backend's owner reads, re-flags,
+// deletes, delivers and writes control files; any other user gets EACCES;
+// every file and directory vmfs creates in the backend belongs to the
+// owner, never root.
+func TestOwnerGetsInOthersDoNot(t *testing.T) {
+	requireFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to act as two other users")
+	}
+	const owner, other = 65533, 65534
+	top, _ := os.MkdirTemp("", "vmfs-owner")
+	t.Cleanup(func() { os.RemoveAll(top) })
+	os.Chmod(top, 0o755)
+	root := filepath.Join(top, "mail")
+	if out, err := exec.Command(vmfsBin, "demo", "-n", "40", root).CombinedOutput(); err != nil {
+		t.Fatalf("demo: %v %s", err, out)
+	}
+	ownBy(t, root, owner)
+	cfg := filepath.Join(top, "config.toml")
+	os.WriteFile(cfg, []byte("[folder.Unread]\nmailboxes = [\"*\"]\nquery = \"UNSEEN\"\nsave = \"Saved/new-box\"\n"), 0o644)
+	m := mount(t, root, "--config", cfg, "-o", "allow_other")
+	os.Chmod(filepath.Dir(m.mnt), 0o755)
+	msgs := names(t, m.path("Unread", "cur"))
+	if len(msgs) == 0 {
+		t.Fatal("Unread/cur is empty")
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(m.path("Unread", "cur", msgs[0]), &st); err != nil || st.Uid != owner {
+		t.Fatalf("a message shows uid %d (%v), want the backend's %d", st.Uid, err, owner)
+	}
+	run := func(uid int, script string) error {
+		out, err := asUser(uid, "sh", "-c", script).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	msg := m.path("Unread", "cur", msgs[0])
+	for _, script := range []string{
+		"ls " + m.path("Unread", "cur"),
+		"cat " + msg + " >/dev/null",
+		"mv " + msg + " " + msg + "F",
+		"echo x > " + m.path("Unread", "dovecot-uidlist"),
+		"printf 'Subject: from the owner\\n\\nhi\\n' > " + m.path("Unread", "tmp", "1.owner.host") +
+			" && mv " + m.path("Unread", "tmp", "1.owner.host") + " " + m.path("Unread", "new", "1.owner.host"),
+	} {
+		if err := run(other, script); err == nil {
+			t.Errorf("another user could: %s", script)
+		}
+		if err := run(owner, script); err != nil {
+			t.Errorf("the owner could not: %s: %v", script, err)
+		}
+	}
+	if err := run(owner, "rm "+m.path("Unread", "cur", msgs[1])); err != nil {
+		t.Errorf("the owner could not delete: %v", err)
+	}
+	// Everything vmfs made in the backend is the owner's.
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Sys().(*syscall.Stat_t).Uid != owner {
+			t.Errorf("%s belongs to uid %d, not the backend's owner", p, fi.Sys().(*syscall.Stat_t).Uid)
+		}
+		return nil
+	})
+	saved := 0
+	for _, b := range backend(t, root) {
+		if b.Mailbox == "Saved/new-box" {
+			saved++
+		}
+	}
+	if saved != 1 {
+		t.Fatalf("the owner's delivery: %d messages in Saved/new-box", saved)
 	}
 }

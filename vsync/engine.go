@@ -77,6 +77,10 @@ type Config struct {
 	// them), a damaged index is an error instead of being rebuilt, and
 	// Close writes no snapshot.
 	Inspect bool
+	// Owner, if set, owns every file and directory the engine creates in
+	// the backend (deliveries, a new save or trash mailbox): the backend's
+	// owner when vmfs runs as root over another user's Maildir.
+	Owner *maildir.Owner
 }
 
 // Entry is one message of a virtual folder's listing.

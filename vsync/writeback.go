@@ -231,7 +231,7 @@ func (e *Engine) mailboxDir(name string) (string, error) {
 	if name == maildir.Inbox {
 		dir = e.cfg.Root
 	}
-	if err := maildir.Init(dir); err != nil {
+	if err := maildir.Init(dir, e.cfg.Owner); err != nil {
 		return "", fmt.Errorf("mailbox %s: %w", name, err)
 	}
 	return dir, nil
@@ -341,7 +341,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		}
 		mb = &mailbox{Mailbox: maildir.Mailbox{Name: save, Path: dir}}
 	}
-	rel, err := maildir.DeliverAs(mb.Path, marked, r, flags, toCur, mtime)
+	rel, err := maildir.DeliverAs(mb.Path, marked, r, flags, toCur, mtime, e.cfg.Owner)
 	if errors.Is(err, maildir.ErrExist) && marked != "" {
 		// In the backend, not yet in the index (a crash before the
 		// commit, the watcher not caught up): read it and compare.

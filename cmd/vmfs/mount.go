@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 
 	vfs "vmfs/fs"
 	"vmfs/index"
+	"vmfs/internal/maildir"
 	"vmfs/vsync"
 	"vmfs/watch"
 )
@@ -158,12 +160,23 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return err
 	}
+	// The backend root's owner owns what the mount shows and what vmfs
+	// creates in the backend (as root over another user's Maildir).
+	var rootSt syscall.Stat_t
+	if err := syscall.Stat(root, &rootSt); err != nil {
+		return fmt.Errorf("backend %s: %w", root, err)
+	}
+	var owner *maildir.Owner
+	if os.Geteuid() == 0 && rootSt.Uid != 0 {
+		owner = &maildir.Owner{UID: int(rootSt.Uid), GID: int(rootSt.Gid)}
+	}
 	var view *vfs.Root
 	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{
 		Root:    root,
 		Folders: o.Folders,
 		Linger:  o.Linger,
 		Trash:   o.Trash,
+		Owner:   owner,
 		OnChange: func(folders []string) {
 			if view != nil {
 				view.Changed(folders)
@@ -238,7 +251,8 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	}
 	defer stopControl()
 
-	view = vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: fopts.readOnly, Mountpoint: mnt})
+	view = vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: fopts.readOnly, Mountpoint: mnt,
+		UID: rootSt.Uid, GID: rootSt.Gid})
 	zero := time.Duration(0)
 	srv, err := gofs.Mount(mnt, view, &gofs.Options{
 		EntryTimeout:    &zero,
@@ -330,12 +344,16 @@ func parseMountOptions(opts []string) (fuseOpts, error) {
 			f.kernel = append(f.kernel, "ro")
 		case "allow_other":
 			f.allowOther = true
-		case "default_permissions":
-			f.kernel = append(f.kernel, opt)
+		case "default_permissions": // added below, always with allow_other
 		case "":
 		default:
 			return f, usageErr("unsupported mount option %q (allow_other, default_permissions, ro)", opt)
 		}
+	}
+	if f.allowOther || slices.Contains(opts, "default_permissions") {
+		// Other users get in only as the modes allow: the kernel checks
+		// the backend's owners and modes that the mount shows.
+		f.kernel = append(f.kernel, "default_permissions")
 	}
 	return f, nil
 }

@@ -30,13 +30,45 @@ func UniqueName() string {
 	return fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), deliveries.Add(1), host)
 }
 
+// Owner is who files vmfs creates in a backend belong to: the backend's
+// owner, when vmfs runs as root over another user's Maildir. A nil *Owner
+// leaves them to the running user.
+type Owner struct{ UID, GID int }
+
+func (o *Owner) chown(p string) error {
+	if o == nil {
+		return nil
+	}
+	return os.Lchown(p, o.UID, o.GID)
+}
+
 // Init creates a mailbox directory with cur/, new/ and tmp/ if it does
-// not exist yet.
-func Init(dir string) error {
+// not exist yet; every directory it creates belongs to owner.
+func Init(dir string, owner *Owner) error {
+	var made []string
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		made = append(made, d)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "cur"), filepath.Join(dir, "new"), filepath.Join(dir, "tmp")} {
+		if _, err := os.Lstat(d); err != nil {
+			made = append(made, d)
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return err
 	}
-	return gomaildir.Dir(dir).Init()
+	if err := gomaildir.Dir(dir).Init(); err != nil {
+		return err
+	}
+	for _, d := range made {
+		if err := owner.chown(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Deliver writes a new message into the mailbox at dir the Maildir way:
@@ -44,15 +76,15 @@ func Init(dir string) error {
 // is set) under a name no other file has, tmp/ file removed, directory
 // fsynced. It returns the new file name. Nothing is left in tmp/ on error.
 func Deliver(dir string, r io.Reader, flags string, cur bool) (string, error) {
-	return DeliverAs(dir, "", r, flags, cur, time.Time{})
+	return DeliverAs(dir, "", r, flags, cur, time.Time{}, nil)
 }
 
 // DeliverAs is Deliver with the base name chosen by the caller (empty: a
 // new unique name; ",S=<size>" is added unless base has it) and the file's
-// mtime (zero: now), which IMAP servers take as the INTERNALDATE. When a
-// file of that name already exists the error wraps ErrExist and nothing
-// is written.
-func DeliverAs(dir, base string, r io.Reader, flags string, cur bool, mtime time.Time) (string, error) {
+// mtime (zero: now), which IMAP servers take as the INTERNALDATE, and its
+// owner. When a file of that name already exists the error wraps ErrExist
+// and nothing is written.
+func DeliverAs(dir, base string, r io.Reader, flags string, cur bool, mtime time.Time, owner *Owner) (string, error) {
 	chosen := base != ""
 	if !chosen {
 		base = UniqueName()
@@ -80,6 +112,9 @@ func DeliverAs(dir, base string, r io.Reader, flags string, cur bool, mtime time
 	}
 	if err == nil && !mtime.IsZero() {
 		err = os.Chtimes(tmp, mtime, mtime)
+	}
+	if err == nil {
+		err = owner.chown(tmp)
 	}
 	if err != nil {
 		os.Remove(tmp)

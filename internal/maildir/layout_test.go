@@ -199,7 +199,7 @@ func TestMatchPattern(t *testing.T) {
 
 func TestDeliverRenameFind(t *testing.T) {
 	dir := t.TempDir()
-	if err := Init(filepath.Join(dir, "box")); err != nil {
+	if err := Init(filepath.Join(dir, "box"), nil); err != nil {
 		t.Fatal(err)
 	}
 	box := filepath.Join(dir, "box")
