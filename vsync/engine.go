@@ -589,6 +589,12 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 	}
 	e.mu.Lock()
 	e.record(batch, jobs, changed)
+	for _, j := range jobs {
+		if st := e.mstate[j.mb.Name]; j.failed && st != nil && st.Settled {
+			st.Settled = false // the next sync reads the mailbox again
+			batch.PutMailbox(j.mb.Name, st)
+		}
+	}
 	touched := e.update(batch, changed, false)
 	e.mu.Unlock()
 	if err := batch.Commit(); err != nil {
@@ -604,6 +610,18 @@ type extractJob struct {
 	ent  maildir.Entry
 	base string
 	out  *index.Message // nil: vanished or unreadable (logged by extract)
+	// failed: the file is there but could not be read (permissions, an
+	// I/O error); its mailbox is scanned again by the next sync.
+	failed bool
+}
+
+// path is the job's file.
+func (j *extractJob) path() string {
+	sub := "cur"
+	if j.ent.New {
+		sub = "new"
+	}
+	return filepath.Join(j.mb.Path, sub, j.ent.Name)
 }
 
 // extractAll reads new messages in parallel, reporting progress for big
@@ -617,6 +635,10 @@ func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
 	parallel(ctx, len(jobs), ioWorkers(), func(i int) {
 		j := jobs[i]
 		j.out = extract(j.mb, j.ent, j.base, needs, needsHash)
+		if j.out == nil {
+			_, err := os.Lstat(j.path())
+			j.failed = err == nil
+		}
 		done.Add(1)
 	})
 	stopProgress()
@@ -827,8 +849,19 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	if e.mstate == nil {
 		e.mstate = map[string]*index.MailboxState{}
 	}
+	retry := map[string]bool{}
+	for _, j := range jobs {
+		if j.failed {
+			retry[j.mb.Name] = true
+		}
+	}
 	for _, sc := range scans {
 		if sc.state != nil {
+			if retry[sc.name] {
+				// Not trusted later: the next sync lists it again and
+				// reads what could not be read this time.
+				sc.state.Settled = false
+			}
 			e.mstate[sc.name] = sc.state
 			batch.PutMailbox(sc.name, sc.state)
 		}
