@@ -189,6 +189,14 @@ func TestMatchPattern(t *testing.T) {
 		{"%/%", "a/b", true},
 		{"%/%", "a/b/c", false},
 		{"Inboxes", "Inboxes", true},
+		{"inbox*", "INBOX", true},
+		{"inbo%", "INBOX", true},
+		{"Inbox/%", "INBOX/Sent", true},
+		{"i*", "INBOX", true},
+		{"inbox*", "INBOX/sub", true},
+		{"inbox/SUB", "INBOX/sub", false}, // only the INBOX part ignores case
+		{"inboxes", "Inboxes", false},
+		{"lists/*", "Lists/Go", false},
 		{"", "", true},
 	} {
 		if got := MatchPattern(tc.p, tc.n); got != tc.ok {

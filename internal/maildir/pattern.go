@@ -4,10 +4,16 @@ import "strings"
 
 // MatchPattern reports whether mailbox name matches pattern: '*' matches
 // any run of characters including '/', '%' any run excluding '/'. Names
-// compare case-sensitively, except that an "INBOX" prefix component is
-// case-insensitive on both sides, as in IMAP.
+// compare case-sensitively, except the "INBOX" at the start of a name,
+// which any case of the pattern matches, as in Dovecot's imap_match
+// ("inbox*", "inbo%" and "Inbox/%" match INBOX and its children).
 func MatchPattern(pattern, name string) bool {
-	return glob(normInbox(pattern), normInbox(name))
+	name = normInbox(name)
+	ci := 0 // how many leading bytes of name compare case-insensitively
+	if strings.HasPrefix(name, Inbox) && (len(name) == len(Inbox) || name[len(Inbox)] == '/') {
+		ci = len(Inbox)
+	}
+	return glob(pattern, name, 0, ci)
 }
 
 // HasWildcards reports whether a mailbox pattern contains '*' or '%'.
@@ -20,9 +26,9 @@ func normInbox(s string) string {
 	return s
 }
 
-func glob(p, s string) bool {
-	// Iterative matcher with backtracking to the last star; '%' backtracks
-	// only within one hierarchy level.
+// glob matches p against s[i:]; bytes of s before ci compare without
+// regard to ASCII case. '%' backtracks only within one hierarchy level.
+func glob(p, s string, i, ci int) bool {
 	for len(p) > 0 {
 		switch p[0] {
 		case '*':
@@ -32,29 +38,36 @@ func glob(p, s string) bool {
 			if p == "" {
 				return true
 			}
-			for i := 0; i <= len(s); i++ {
-				if glob(p, s[i:]) {
+			for j := i; j <= len(s); j++ {
+				if glob(p, s, j, ci) {
 					return true
 				}
 			}
 			return false
 		case '%':
 			p = p[1:]
-			for i := 0; i <= len(s); i++ {
-				if glob(p, s[i:]) {
+			for j := i; j <= len(s); j++ {
+				if glob(p, s, j, ci) {
 					return true
 				}
-				if i < len(s) && s[i] == '/' {
+				if j < len(s) && s[j] == '/' {
 					return false
 				}
 			}
 			return false
 		default:
-			if s == "" || s[0] != p[0] {
+			if i >= len(s) || !(s[i] == p[0] || i < ci && lower(s[i]) == lower(p[0])) {
 				return false
 			}
-			p, s = p[1:], s[1:]
+			p, i = p[1:], i+1
 		}
 	}
-	return s == ""
+	return i == len(s)
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
