@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -447,9 +448,14 @@ func (e *Engine) Sync(ctx context.Context) error {
 		}
 	}
 	e.mu.Lock()
+	old := e.mailboxes
 	e.mailboxes = map[string]*mailbox{}
 	for _, mb := range tree.Mailboxes {
-		e.mailboxes[mb.Name] = &mailbox{Mailbox: mb}
+		nmb := &mailbox{Mailbox: mb}
+		if o := old[mb.Name]; o != nil {
+			nmb.keywords = o.keywords // until this sync reads them again
+		}
+		e.mailboxes[mb.Name] = nmb
 	}
 	var names []string
 	for name := range e.mailboxes {
@@ -750,6 +756,14 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			sc.gone = true
 			return
 		}
+		// The keyword map is read even when the listing is skipped: it is
+		// what KEYWORD queries and virtual names see of the letters, and
+		// it changes without touching cur/ or new/.
+		if kw, err := maildir.ReadKeywords(mb.Path); err == nil {
+			sc.keywords = kw
+		} else {
+			slog.Warn("keyword map unreadable", "mailbox", name, "err", err)
+		}
 		st := &index.MailboxState{CurMTime: cur.ModTime().UnixNano(), NewMTime: nw.ModTime().UnixNano(), NeedsHash: needsHash}
 		st.Settled = start.Sub(cur.ModTime()) > settleTime && start.Sub(nw.ModTime()) > settleTime
 		if old := olds[i]; useState && old != nil && old.Settled && old.CurMTime == st.CurMTime &&
@@ -768,9 +782,6 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 		}
 		if err != nil {
 			slog.Warn("skipped files", "mailbox", name, "err", err)
-		}
-		if kw, err := maildir.ReadKeywords(mb.Path); err == nil {
-			sc.keywords = kw
 		}
 		st.Count = len(ents)
 		sc.state, sc.entries = st, ents
@@ -791,6 +802,13 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	batch := e.store.NewBatch()
 	for i, sc := range scans {
 		if sc.keywords != nil && mbs[i] != nil {
+			if prev := mbs[i].keywords; prev != nil && !maps.Equal(prev, sc.keywords) {
+				// The letters mean other keywords now: every message
+				// of the mailbox is looked at again.
+				for base := range e.msgs[sc.name] {
+					changed[key{sc.name, base}] = true
+				}
+			}
 			mbs[i].keywords = sc.keywords
 		}
 		if sc.skip {

@@ -319,3 +319,64 @@ func TestDeliverExactlyOnce(t *testing.T) {
 		t.Fatalf("after the rebuild's retry: %v", backendFiles(t, f.root))
 	}
 }
+
+// TestKeywordMembershipStable: a KEYWORD folder keeps a message that still
+// carries the keyword after polls that skip the unchanged mailbox, a warm
+// restart, and flag changes; a changed keyword map alone re-evaluates it.
+func TestKeywordMembershipStable(t *testing.T) {
+	f := newFixture(t, 0)
+	writeMsg(t, filepath.Join(f.root, "cur", "1.a:2,a"), "Subject: x\n\nbody\n")
+	os.MkdirAll(filepath.Join(f.root, "new"), 0o755)
+	os.WriteFile(filepath.Join(f.root, "dovecot-keywords"), []byte("0 Important\n"), 0o600)
+	old := time.Now().Add(-time.Hour)
+	settle := func() {
+		for _, sub := range []string{"cur", "new"} {
+			os.Chtimes(filepath.Join(f.root, sub), old, old)
+		}
+	}
+	settle()
+	folders := []Folder{{Name: "Important", Mailboxes: []string{"*"}, Query: "KEYWORD Important"}}
+	e := f.open(folders)
+	member := func(when string) Entry {
+		t.Helper()
+		l := f.list("Important")
+		if len(l) != 1 {
+			t.Fatalf("%s: Important = %+v", when, l)
+		}
+		return l[0]
+	}
+	member("cold")
+	for i := 0; i < 2; i++ { // polls that skip the settled mailbox
+		if err := e.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ent := member("after polls")
+	base := maildir.BaseOf(ent.Name)
+	if _, err := e.SetFlags(context.Background(), "Important", ent.Name, false, base+":2,Sa", false); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	e.Close()
+	f.clk.t = f.clk.t.Add(time.Hour) // past any linger
+	e = f.open(folders)
+	ent = member("after a warm restart")
+	if _, err := e.SetFlags(context.Background(), "Important", ent.Name, false, base+":2,FSa", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	if l := f.list("Important"); len(l) != 1 || l[0].Name != base+":2,FSa" {
+		t.Fatalf("after a flag change that kept the keyword: %+v", l)
+	}
+	// The map changes alone (letter a is another keyword now): the message
+	// stops matching (and lingers, as any message that stops matching).
+	os.WriteFile(filepath.Join(f.root, "dovecot-keywords"), []byte("0 Other\n1 Important\n"), 0o600)
+	if err := e.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.Stats(); st[0].Lingering != 1 {
+		t.Fatalf("after the map changed: %+v, want the message lingering", st)
+	}
+}
