@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -267,7 +268,17 @@ func (n *ctlNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if (n.top() && isACL(name)) || (dst.top() && isACL(newName)) {
 		return syscall.EACCES
 	}
-	return errnoOf(unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(dst.path(), newName), uint(flags)))
+	if err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(dst.path(), newName), uint(flags)); err != nil {
+		return errnoOf(err)
+	}
+	if dst.top() && newName == maildir.KeywordsFile && n.fd.folder != "" {
+		// Dovecot stored a new keyword: letters it set before are
+		// carried to the backend now.
+		if err := n.fd.root.eng.KeywordsChanged(ctx, n.fd.folder); err != nil {
+			slog.Warn("keywords", "folder", n.fd.folder, "err", err)
+		}
+	}
+	return 0
 }
 
 func (n *ctlNode) deliver(ctx context.Context, src string, dst *msgDir, newName string) syscall.Errno {

@@ -39,6 +39,7 @@ type Engine interface {
 	Get(folder, vbase string) (vsync.Entry, error)
 	SetFlags(ctx context.Context, folder, name string, fromNew bool, newName string, toNew bool) (vsync.Entry, error)
 	Delete(ctx context.Context, folder, name string, inNew bool) error
+	KeywordsChanged(ctx context.Context, folder string) error
 	Deliver(ctx context.Context, folder, name string, r io.ReadSeeker, flags string, toCur bool, mtime time.Time) (vsync.Entry, error)
 }
 
@@ -423,8 +424,12 @@ func setTime(out *fuse.Attr, t time.Time) {
 }
 
 // folderStateDir is where a folder's control files live.
-func (r *Root) folderStateDir(folder string) string {
-	return filepath.Join(r.cfg.StateDir, "folders", url.PathEscape(folder))
+func (r *Root) folderStateDir(folder string) string { return ControlDir(r.cfg.StateDir, folder) }
+
+// ControlDir is where a folder's control files (dovecot-uidlist,
+// dovecot-keywords, …) live under the state directory.
+func ControlDir(stateDir, folder string) string {
+	return filepath.Join(stateDir, "folders", url.PathEscape(folder))
 }
 
 // Access: without default_permissions the kernel leaves permission checks

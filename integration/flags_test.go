@@ -193,3 +193,114 @@ func TestDovecotSetThenClear(t *testing.T) {
 		t.Fatalf("after two sessions' changes: backend flags %q, want R", flags)
 	}
 }
+
+// TestKeywordsRoundTrip: two backend mailboxes give the same keywords
+// different letters; Dovecot serving the mount (its control files in the
+// mount, the README's recipe) shows keyword names, never unknown-N; a
+// keyword stored through the mount lands in the backend file under that
+// mailbox's own letter, added to its dovecot-keywords, and SEARCH KEYWORD
+// finds it; clearing it works too.
+func TestKeywordsRoundTrip(t *testing.T) {
+	root := emptyBackend(t, ".A", ".B")
+	os.WriteFile(filepath.Join(root, ".A", "dovecot-keywords"), []byte("0 Important\n1 Work\n"), 0o600)
+	os.WriteFile(filepath.Join(root, ".B", "dovecot-keywords"), []byte("0 Work\n1 Important\n"), 0o600)
+	write := func(box, name, subject string) {
+		os.WriteFile(filepath.Join(root, box, "cur", name), []byte("Subject: "+subject+"\n\nx\n"), 0o600)
+	}
+	write(".A", "1.a.host:2,a", "A important")
+	write(".B", "2.b.host:2,b", "B important")
+	write(".B", "3.b.host:2,a", "B work")
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte(allFolderConfig+`
+[folder.Important]
+mailboxes = ["*"]
+query = "KEYWORD Important"
+`), 0o644)
+	ownBy(t, root, dovecotUID)
+	m := mount(t, root, "--config", cfg, "-o", "allow_other")
+	if n := len(names(t, m.path("Important", "cur"))); n != 2 {
+		t.Fatalf("Important lists %d, want the 2 messages carrying it under either letter", n)
+	}
+	d := startDovecot(t, m.mnt, t.TempDir(), true)
+	if _, err := d.c.Select("All", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	fetchFlags := func() map[string][]imap.Flag {
+		t.Helper()
+		msgs, err := d.c.Fetch(seqAll(3), &imap.FetchOptions{Flags: true, Envelope: true}).Collect()
+		if err != nil || len(msgs) != 3 {
+			t.Fatalf("FETCH: %d, %v", len(msgs), err)
+		}
+		out := map[string][]imap.Flag{}
+		for _, msg := range msgs {
+			out[msg.Envelope.Subject] = msg.Flags
+		}
+		return out
+	}
+	has := func(fl []imap.Flag, k string) bool {
+		for _, f := range fl {
+			if strings.EqualFold(string(f), k) {
+				return true
+			}
+		}
+		return false
+	}
+	for subject, fl := range fetchFlags() {
+		for _, f := range fl {
+			if strings.HasPrefix(string(f), "unknown-") {
+				t.Errorf("%s: Dovecot shows %s", subject, f)
+			}
+		}
+		want := "Important"
+		if subject == "B work" {
+			want = "Work"
+		}
+		if !has(fl, want) {
+			t.Errorf("%s: flags %v, want %s", subject, fl, want)
+		}
+	}
+	// Find the sequence number of "B work" and store a new keyword on it.
+	msgs, _ := d.c.Fetch(seqAll(3), &imap.FetchOptions{Envelope: true}).Collect()
+	var seq uint32
+	for _, msg := range msgs {
+		if msg.Envelope.Subject == "B work" {
+			seq = msg.SeqNum
+		}
+	}
+	store := func(op imap.StoreFlagsOp, f imap.Flag) {
+		t.Helper()
+		if err := d.c.Store(imap.SeqSetNum(seq), &imap.StoreFlags{Op: op, Flags: []imap.Flag{f}, Silent: true}, nil).Close(); err != nil {
+			t.Fatalf("STORE %v %s: %v", op, f, err)
+		}
+		d.c.Noop().Wait()
+	}
+	store(imap.StoreFlagsAdd, "Urgent")
+	kw, err := maildir.ReadKeywords(filepath.Join(root, ".B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := maildir.LetterOf(kw, "Urgent")
+	if l == 0 {
+		t.Fatalf("Urgent was not added to B's dovecot-keywords: %v (backend %+v)", kw, backend(t, root))
+	}
+	flags, _ := backendFlags(t, root, "3.b.host")
+	if flags != maildir.NormFlags("a"+string(l)) {
+		t.Fatalf("B's file has flags %q, want Work (a) and Urgent (%c)", flags, l)
+	}
+	found, err := d.c.Search(&imap.SearchCriteria{Flag: []imap.Flag{"Urgent"}}, nil).Wait()
+	if err != nil || len(found.AllSeqNums()) != 1 {
+		t.Fatalf("SEARCH KEYWORD Urgent: %v, %v", found, err)
+	}
+	store(imap.StoreFlagsAdd, "Important")
+	if flags, _ := backendFlags(t, root, "3.b.host"); flags != maildir.NormFlags("ab"+string(l)) {
+		t.Fatalf("after +Important B's file has %q, want a, b and %c", flags, l)
+	}
+	store(imap.StoreFlagsDel, "Urgent")
+	store(imap.StoreFlagsDel, "Work")
+	if flags, _ := backendFlags(t, root, "3.b.host"); flags != "b" {
+		t.Fatalf("after -Urgent -Work B's file has %q, want b (Important)", flags)
+	}
+	if !has(fetchFlags()["B work"], "Important") {
+		t.Fatal("Dovecot does not show Important after the round trip")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,18 +273,41 @@ func TestRenamesDuringListings(t *testing.T) {
 	if d := dup.Load(); d != nil {
 		t.Fatal(d)
 	}
-	// Every backend file's flags are what the mount shows.
+	// Every backend file's flags are what the mount shows: the same
+	// standard flags, and keyword letters that name the same keywords in
+	// the folder's map as in the backend mailbox's.
 	flagsByContent := map[string]string{}
 	for _, p := range cur {
 		n, _ := maildir.ParseName(filepath.Base(p))
-		flagsByContent[hashFile(t, p)] = n.Flags
+		kw, _ := maildir.ReadKeywords(filepath.Dir(filepath.Dir(p)))
+		flagsByContent[hashFile(t, p)] = keywordNames(n.Flags, kw)
+	}
+	folderKw, err := maildir.ReadKeywordsFile(m.path("All", maildir.KeywordsFile))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, n := range names(t, m.path("All", "cur")) {
 		vn, _ := maildir.ParseName(n)
-		if f := flagsByContent[hashFile(t, m.path("All", "cur", n))]; f != vn.Flags {
-			t.Fatalf("%s shows flags %q, the backend has %q", n, vn.Flags, f)
+		if f, shown := flagsByContent[hashFile(t, m.path("All", "cur", n))], keywordNames(vn.Flags, folderKw); f != shown {
+			t.Fatalf("%s shows flags %q, the backend has %q", n, shown, f)
 		}
 	}
+}
+
+// keywordNames spells out flags with each keyword letter replaced by its
+// name in kw: "FS Important Work".
+func keywordNames(flags string, kw map[byte]string) string {
+	var std []byte
+	var names []string
+	for i := 0; i < len(flags); i++ {
+		if l := flags[i]; l >= 'a' && l <= 'z' && kw[l] != "" {
+			names = append(names, kw[l])
+		} else {
+			std = append(std, l)
+		}
+	}
+	sort.Strings(names)
+	return strings.Join(append([]string{string(std)}, names...), " ")
 }
 
 // TestOutOfWatches: when inotify watches run out, vmfs says so loudly and

@@ -82,6 +82,9 @@ type Config struct {
 	// the backend (deliveries, a new save or trash mailbox): the backend's
 	// owner when vmfs runs as root over another user's Maildir.
 	Owner *maildir.Owner
+	// KeywordsFile, if set, is the path of a folder's own keyword map
+	// (dovecot-keywords in its control directory; see keywords.go).
+	KeywordsFile func(folder string) string
 }
 
 // Entry is one message of a virtual folder's listing.
@@ -117,6 +120,13 @@ type folder struct {
 	// rebuild asks the next update for a full pass: the folder is new or
 	// its definition changed.
 	rebuild bool
+	// kw is the folder's keyword letter map, nil until first needed.
+	kw *folderKeywords
+	// pendingKw holds, per message, keyword letters a client set that
+	// the folder's map did not name yet (Dovecot renames the file before
+	// it writes the new keyword into the map): shown in the virtual name,
+	// carried to the backend once the map names them (KeywordsChanged).
+	pendingKw map[key]string
 	// needsStat: a rule looks at the size or a received date, so a
 	// message joins only once its file has been stat()ed (see stat.go).
 	needsStat bool

@@ -109,8 +109,8 @@ func (e *Engine) pathOf(m *index.Message) string {
 }
 
 // entry is the listing entry of a member. e.mu must be held.
-func (e *Engine) entry(mem *index.Member, m *index.Message) Entry {
-	return Entry{UID: mem.UID, Name: virtualName(mem, m), New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)}
+func (e *Engine) entry(f *folder, mem *index.Member, m *index.Message) Entry {
+	return Entry{UID: mem.UID, Name: e.shownName(f, mem, m), New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)}
 }
 
 // virtualName is a member's file name in its folder.
@@ -159,7 +159,7 @@ func (e *Engine) Names(folderName string) ([]NameEntry, uint64, error) {
 	out := make([]NameEntry, 0, len(f.members))
 	for k, mem := range f.members {
 		if m := e.msgs[k.mailbox][k.base]; m != nil {
-			out = append(out, NameEntry{UID: mem.UID, Name: virtualName(mem, m), New: m.New})
+			out = append(out, NameEntry{UID: mem.UID, Name: e.shownName(f, mem, m), New: m.New})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
@@ -536,7 +536,7 @@ func (e *Engine) List(folderName string) ([]Entry, error) {
 		if m == nil {
 			continue
 		}
-		out = append(out, e.entry(mem, m))
+		out = append(out, e.entry(f, mem, m))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
 	f.cache = out

@@ -71,7 +71,7 @@ func (e *Engine) Lookup(folderName, vname string, inNew bool) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	return e.entry(f.members[k], m), nil
+	return e.entry(f, f.members[k], m), nil
 }
 
 // current finds a folder's message by the name it has now: a name it no
@@ -84,7 +84,7 @@ func (e *Engine) current(folderName, vname string, inNew bool) (*folder, key, *i
 	if err != nil {
 		return nil, key{}, nil, err
 	}
-	if ent := e.entry(f.members[k], m); ent.Name != vname || ent.New != inNew {
+	if ent := e.entry(f, f.members[k], m); ent.Name != vname || ent.New != inNew {
 		return nil, key{}, nil, fmt.Errorf("%s/%s: renamed since it was listed: %w", folderName, vname, ErrNotFound)
 	}
 	return f, k, m, nil
@@ -98,7 +98,7 @@ func (e *Engine) Get(folderName, vbase string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	return e.entry(f.members[k], m), nil
+	return e.entry(f, f.members[k], m), nil
 }
 
 // SetFlags renames the backend file of the folder's message now called
@@ -124,6 +124,10 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 	}
 	mb := e.mailboxes[k.mailbox]
 	src := e.pathOf(m)
+	var pending string
+	if mb != nil {
+		nn.Flags, pending = e.backendLetters(f, mb, nn.Flags) // the folder's keyword letters → the mailbox's
+	}
 	e.mu.Unlock()
 	if mb == nil {
 		return Entry{}, fmt.Errorf("mailbox %s: %w", k.mailbox, ErrNotFound)
@@ -147,11 +151,19 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 	crashPoint("after-rename")
 
 	e.mu.Lock()
+	if pending != "" {
+		if f.pendingKw == nil {
+			f.pendingKw = map[key]string{}
+		}
+		f.pendingKw[k] = pending
+	} else {
+		delete(f.pendingKw, k)
+	}
 	m.Name, m.New = n.String(), toNew
 	b := e.store.NewBatch()
 	b.PutMessage(m)
 	touched := e.update(b, map[key]bool{k: true}, false)
-	ent := e.entry(f.members[k], m)
+	ent := e.entry(f, f.members[k], m)
 	e.mu.Unlock()
 	if err := b.Commit(); err != nil {
 		return Entry{}, err
@@ -341,6 +353,9 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		}
 		mb = &mailbox{Mailbox: maildir.Mailbox{Name: save, Path: dir}}
 	}
+	e.mu.Lock()
+	flags, _ = e.backendLetters(f, mb, flags) // a delivery's letters are known keywords or none
+	e.mu.Unlock()
 	rel, err := maildir.DeliverAs(mb.Path, marked, r, flags, toCur, mtime, e.cfg.Owner)
 	if errors.Is(err, maildir.ErrExist) && marked != "" {
 		// In the backend, not yet in the index (a crash before the
@@ -421,7 +436,7 @@ func (e *Engine) showWritten(folderName string, m *index.Message, vbase string, 
 	}
 	f.invalidate()
 	b.PutMember(folderName, mem)
-	ent := e.entry(mem, m)
+	ent := e.entry(f, mem, m)
 	e.mu.Unlock()
 	if err := b.Commit(); err != nil {
 		return Entry{}, err

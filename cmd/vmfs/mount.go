@@ -177,6 +177,9 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		Linger:  o.Linger,
 		Trash:   o.Trash,
 		Owner:   owner,
+		KeywordsFile: func(folder string) string {
+			return filepath.Join(vfs.ControlDir(state, folder), maildir.KeywordsFile)
+		},
 		OnChange: func(folders []string) {
 			if view != nil {
 				view.Changed(folders)

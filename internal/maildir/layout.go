@@ -198,7 +198,13 @@ const KeywordsFile = "dovecot-keywords"
 // ReadKeywords reads a mailbox's dovecot-keywords file: letter 'a'+N stands
 // for the keyword on line "N name". A missing file gives an empty map.
 func ReadKeywords(dir string) (map[byte]string, error) {
-	f, err := os.Open(filepath.Join(dir, KeywordsFile))
+	return ReadKeywordsFile(filepath.Join(dir, KeywordsFile))
+}
+
+// ReadKeywordsFile reads a keyword map from a file of that format (a
+// virtual folder keeps its map in its control directory).
+func ReadKeywordsFile(path string) (map[byte]string, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[byte]string{}, nil
 	}

@@ -243,3 +243,30 @@ func TestDeliverRenameFind(t *testing.T) {
 		t.Errorf("Find missing: %v", err)
 	}
 }
+
+func TestAddKeyword(t *testing.T) {
+	p := filepath.Join(t.TempDir(), KeywordsFile)
+	os.WriteFile(p, []byte("0 Work\n2 Later\n"), 0o600)
+	for _, tc := range []struct {
+		name string
+		want byte
+	}{
+		{"work", 'a'}, // IMAP keywords compare case-insensitively
+		{"Urgent", 'b'}, {"Later", 'c'}, {"Next", 'd'},
+	} {
+		l, kw, err := AddKeyword(p, tc.name, nil)
+		if err != nil || l != tc.want || !strings.EqualFold(kw[l], tc.name) {
+			t.Errorf("AddKeyword(%q) = %c, %v, %v; want %c", tc.name, l, kw, err, tc.want)
+		}
+	}
+	kw, err := ReadKeywordsFile(p)
+	if err != nil || len(kw) != 4 || kw['b'] != "Urgent" || kw['d'] != "Next" {
+		t.Fatalf("file now maps %v, %v", kw, err)
+	}
+	if _, err := os.Stat(p + ".lock"); !os.IsNotExist(err) {
+		t.Fatalf("lock file left: %v", err)
+	}
+	if _, _, err := AddKeyword(p, "two words", nil); err == nil {
+		t.Fatal("a keyword with a space was added")
+	}
+}
