@@ -160,3 +160,69 @@ func baseOf(name string) string {
 	}
 	return name
 }
+
+// TestMuttSetThenClear: in one session of neomutt and of mutt, flag then
+// unflag, read then mark unread, trash then undelete a message of a
+// virtual folder, syncing after each step: every step reaches the backend
+// file.
+func TestMuttSetThenClear(t *testing.T) {
+	for _, client := range []string{"neomutt", "mutt"} {
+		t.Run(client, func(t *testing.T) {
+			if _, err := exec.LookPath(client); err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatalf("%s not installed: .ci/run must install it", client)
+				}
+				t.Skipf("%s not installed", client)
+			}
+			root := emptyBackend(t)
+			os.WriteFile(filepath.Join(root, "cur", "1700000000.M1P1.host:2,"), []byte("From: a@example.org\nSubject: the one\n\nbody\n"), 0o600)
+			cfg := filepath.Join(t.TempDir(), "config.toml")
+			os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+			m := mount(t, root, "--config", cfg)
+			rc := filepath.Join(t.TempDir(), "muttrc")
+			os.WriteFile(rc, []byte(`set mbox_type=Maildir
+set folder="`+m.mnt+`"
+set spoolfile="+All"
+set delete=yes
+set quit=yes
+set move=no
+set mark_old=no
+set maildir_trash=yes
+set wait_key=no
+set sleep_time=0
+set pager_stop=yes
+set sort=mailbox-order
+set index_format="%4C %-8.8Z %s"
+`), 0o644)
+			s := newTmux(t, client+" -n -F "+rc+" -f "+m.path("All"))
+			s.waitFor("the one", 15*time.Second)
+			step := func(what, want string, keys ...string) {
+				t.Helper()
+				for _, k := range keys {
+					s.keys(k)
+					time.Sleep(300 * time.Millisecond)
+				}
+				s.keys("$")
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					flags, _ := backendFlags(t, root, "1700000000.M1P1.host")
+					if flags == want {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: backend flags %q, want %q\n%s", what, flags, want, s.screen())
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+			step("flag", "F", "F")
+			step("unflag", "", "F")
+			step("read", "S", "Enter", "q")
+			step("mark unread", "", "N")
+			step("trash", "T", "d")
+			step("undelete", "", "u")
+			step("read again", "S", "Enter", "q")
+			s.keys("q")
+		})
+	}
+}
