@@ -140,6 +140,9 @@ func (n *ctlNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	}
 	p := n.path()
 	if sz, ok := in.GetSize(); ok {
+		if st, err := lstat(p); err == nil && int64(sz) > st.Size && n.fd.root.short() {
+			return syscall.ENOSPC
+		}
 		if err := syscall.Truncate(p, int64(sz)); err != nil {
 			return errnoOf(err)
 		}
@@ -174,6 +177,9 @@ func (n *ctlNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint
 	if n.isRights() && flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
 		return nil, 0, syscall.EACCES
 	}
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 && n.fd.root.short() {
+		return nil, 0, syscall.ENOSPC
+	}
 	fd, err := syscall.Open(n.path(), int(flags)&^(syscall.O_CREAT|syscall.O_EXCL)|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, 0, errnoOf(err)
@@ -187,6 +193,9 @@ func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, o
 	}
 	if n.top() && isACL(name) {
 		return nil, nil, 0, syscall.EACCES
+	}
+	if n.fd.root.short() {
+		return nil, nil, 0, syscall.ENOSPC
 	}
 	p := filepath.Join(n.path(), name)
 	fd, err := syscall.Open(p, int(flags)|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, mode&0o777) // the state dir is 0700: modes inside it expose nothing
@@ -206,6 +215,9 @@ func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, o
 func (n *ctlNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if n.fd.root.cfg.ReadOnly {
 		return nil, syscall.EROFS
+	}
+	if n.fd.root.short() {
+		return nil, syscall.ENOSPC
 	}
 	if err := os.Mkdir(filepath.Join(n.path(), name), 0o700); err != nil {
 		return nil, errnoOf(err)

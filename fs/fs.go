@@ -20,12 +20,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"vmfs/internal/space"
 	"vmfs/vsync"
 )
 
@@ -121,6 +123,8 @@ type Root struct {
 	dirs    map[string]*gofs.Inode
 	changes chan []string
 	done    chan struct{}
+	// warnedShort: the low-space warning was logged (see short).
+	warnedShort atomic.Bool
 }
 
 var _ = (gofs.NodeOnAdder)((*Root)(nil))
@@ -401,6 +405,20 @@ func sortedEntries(ents []fuse.DirEntry) gofs.DirStream {
 
 func withDots(ents []fuse.DirEntry) []fuse.DirEntry {
 	return append([]fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR}, {Name: "..", Mode: syscall.S_IFDIR}}, ents...)
+}
+
+// short reports whether the state directory's file system is down to the
+// space kept for the index: control files (written by clients into the
+// mount) get ENOSPC then, so that they cannot starve the index.
+func (r *Root) short() bool {
+	if space.Low(r.cfg.StateDir) {
+		if !r.warnedShort.Swap(true) {
+			slog.Error("the state directory's file system is nearly full: control files get ENOSPC", "dir", r.cfg.StateDir)
+		}
+		return true
+	}
+	r.warnedShort.Store(false)
+	return false
 }
 
 // ownAttr sets the attributes of a control file or directory: the real

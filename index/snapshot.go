@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"vmfs/internal/space"
 )
 
 // A snapshot is the whole store in one file, written when vmfs stops
@@ -180,6 +182,12 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 // SaveSnapshot writes snap as the store's snapshot at its current
 // generation (tmp file, fsync, rename). Call it when nothing else writes.
 func (s *Store) SaveSnapshot(snap *Snapshot) error {
+	if err := s.Flush(); err != nil {
+		return err
+	}
+	if s.Holding() || space.Low(s.dir) {
+		return fmt.Errorf("snapshot: the state directory's file system is full")
+	}
 	g, err := s.generation()
 	if err != nil {
 		return err

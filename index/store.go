@@ -9,11 +9,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+
 	bopts "github.com/dgraph-io/badger/v4/options"
+	"vmfs/internal/space"
 )
 
 // ErrLocked is returned by Open when another process holds the store.
@@ -28,6 +32,11 @@ type Store struct {
 	db  *badger.DB
 	dir string
 	gen uint64 // the generation of the last commit; the engine is the one writer
+
+	mu sync.Mutex // protects held
+	// held are the changes of commits made while the state directory's
+	// file system was short of space (see Commit), oldest first.
+	held []op
 }
 
 // Options tuned for a desktop daemon: Badger's defaults (5 × 64 MB
@@ -295,6 +304,12 @@ func (b *Batch) DeleteMember(folder string, m *Member) {
 // set before the first and cleared after the last: a crash in between
 // leaves the marker, and Incomplete tells the engine to recompute what
 // the partial batch may have left out.
+//
+// While the state directory's file system is short of space (a client
+// filled it with control files, say) nothing is written: Badger maps its
+// files and a write into them that finds no space kills the process with
+// SIGBUS. The changes are held in memory, logged once, and written by the
+// first commit or Flush after space returns.
 func (b *Batch) Commit() error {
 	if len(b.ops) == 0 {
 		return nil
@@ -304,6 +319,48 @@ func (b *Batch) Commit() error {
 	b.s.gen++
 	ops := append([]op{{key: generationKey(), val: binary.BigEndian.AppendUint64(nil, b.s.gen)}}, b.ops...)
 	b.ops = nil
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	if space.Low(b.s.dir) {
+		if len(b.s.held) == 0 {
+			slog.Error("the state directory's file system is full: index changes are held in memory until space returns", "dir", b.s.dir)
+		}
+		b.s.held = append(b.s.held, ops...)
+		return nil
+	}
+	if len(b.s.held) > 0 {
+		ops = append(b.s.held, ops...)
+		b.s.held = nil
+		defer slog.Info("space is back: the held index changes are written", "dir", b.s.dir)
+	}
+	return b.s.writeOps(ops)
+}
+
+// Flush writes the changes held while space was short, if there is space
+// now.
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.held) == 0 || space.Low(s.dir) {
+		return nil
+	}
+	ops := s.held
+	s.held = nil
+	slog.Info("space is back: the held index changes are written", "dir", s.dir)
+	return s.writeOps(ops)
+}
+
+// Holding reports whether changes are held for lack of space.
+func (s *Store) Holding() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.held) > 0
+}
+
+// writeOps writes ops in one transaction, or in marked parts when they
+// are too many for one.
+func (s *Store) writeOps(ops []op) error {
+	b := &Batch{s: s}
 	err := b.s.db.Update(func(txn *badger.Txn) error {
 		for _, o := range ops {
 			if err := apply(txn, o); err != nil {

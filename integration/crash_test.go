@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"bytes"
 	"fmt"
 	"os"
@@ -270,5 +271,93 @@ func TestKill9DuringColdIndex(t *testing.T) {
 	}
 	if n := len(names(t, m.path("Flagged", "cur"))) + len(names(t, m.path("Flagged", "new"))); n != flagged {
 		t.Fatalf("Flagged has %d, the backend %d flagged", n, flagged)
+	}
+}
+
+// TestFullStateDir: a client fills the state directory's file system
+// with a control file through the mount. vmfs keeps serving: flag changes
+// reach the backend, new control files get ENOSPC, nothing dies of
+// SIGBUS; once space returns the held index changes are written, and
+// they survive a kill -9.
+func TestFullStateDir(t *testing.T) {
+	requireFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	state := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", state).CombinedOutput(); err != nil {
+		t.Skipf("tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", state).Run() })
+	root := genBackend(t, 60)
+	m := mount(t, root)
+	m.state = state
+	m.remount()
+	// Fill it: dd through the mount until the file system is full.
+	big := m.path("Unread", "big")
+	out, err := exec.Command("dd", "if=/dev/zero", "of="+big, "bs=1M", "count=400").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "No space left") {
+		t.Fatalf("dd: %v %s", err, out)
+	}
+	// Flag changes still reach the backend; the message lingers in Unread.
+	name := names(t, m.path("Unread", "cur"))[0]
+	nm, _ := maildir.ParseName(name)
+	nm.Flags = maildir.SetFlags(nm.Flags, "S", "")
+	if err := os.Rename(m.path("Unread", "cur", name), m.path("Unread", "cur", nm.String())); err != nil {
+		t.Fatalf("flag change with the state full: %v", err)
+	}
+	if b := findBackend(t, root, m.path("Unread", "cur", nm.String())); !strings.Contains(b.Flags, "S") {
+		t.Fatalf("the backend file did not get S: %+v", b)
+	}
+	if err := os.WriteFile(m.path("Unread", "dovecot-uidlist.new"), []byte("x"), 0o600); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("new control file with the state full: %v, want ENOSPC", err)
+	}
+	// Many more changes while full (each one a commit on the old code,
+	// writing into Badger's mapped memtable): F on, F off, on every
+	// other message of All.
+	for round := 0; round < 4; round++ {
+		for _, n := range names(t, m.path("Flagged", "cur")) {
+			vn, _ := maildir.ParseName(n)
+			vn.Flags = maildir.SetFlags(vn.Flags, "", "F")
+			os.Rename(m.path("Flagged", "cur", n), m.path("Flagged", "cur", vn.String()))
+		}
+		for i, n := range names(t, m.path("Unread", "cur")) {
+			if n == nm.String() || i%2 == 1 {
+				continue
+			}
+			vn, _ := maildir.ParseName(n)
+			vn.Flags = maildir.SetFlags(vn.Flags, "F", "")
+			if err := os.Rename(m.path("Unread", "cur", n), m.path("Unread", "cur", vn.String())); err != nil {
+				t.Fatalf("round %d: flag change with the state full: %v\n%s", round, err, m.stderr)
+			}
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // a tick or two while full
+	select {
+	case err := <-m.exited:
+		m.exited <- err
+		t.Fatalf("vmfs died with the state full: %v\n%s", err, m.stderr)
+	default:
+	}
+	if !strings.Contains(m.stderr.String(), "held in memory") {
+		t.Errorf("no word of the full state directory:\n%s", m.stderr)
+	}
+	// Space returns: the held changes are written within a tick or two.
+	if err := os.Remove(big); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if !strings.Contains(m.stderr.String(), "space is back") {
+			return "the held changes were never written"
+		}
+		return ""
+	})
+	m.cmd.Process.Kill()
+	<-m.exited
+	m.exited <- nil
+	exec.Command("umount", "-l", m.mnt).Run()
+	m.start()
+	if _, err := os.Stat(m.path("Unread", "cur", nm.String())); err != nil {
+		t.Fatalf("after kill -9 the message read while the state was full is gone from Unread: %v", err)
 	}
 }

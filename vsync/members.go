@@ -2,6 +2,7 @@ package vsync
 
 import (
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -408,6 +409,9 @@ func (e *Engine) Tick() error {
 		return err
 	}
 	defer e.op.Unlock()
+	if err := e.store.Flush(); err != nil { // changes held while space was short
+		slog.Error("index", "err", err)
+	}
 	e.mu.Lock()
 	b := e.store.NewBatch()
 	now := e.cfg.Now()
