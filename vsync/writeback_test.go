@@ -380,3 +380,25 @@ func TestKeywordMembershipStable(t *testing.T) {
 		t.Fatalf("after the map changed: %+v, want the message lingering", st)
 	}
 }
+
+// TestDuplicateBaseNeverTouched: two files of one base name in a mailbox
+// (a buggy writer): deleting the listed one after the backend moved it
+// answers ErrNotExist and deletes neither, the unlisted file least of all.
+func TestDuplicateBaseNeverTouched(t *testing.T) {
+	f := newFixture(t, 0)
+	writeMsg(t, filepath.Join(f.root, "cur", "1.dup:2,"), "Subject: listed\n\nx\n")
+	writeMsg(t, filepath.Join(f.root, "new", "1.dup"), "Subject: the other one\n\nx\n")
+	e := f.open(DefaultFolders())
+	l := f.list("Unread")
+	if len(l) != 1 {
+		t.Fatalf("Unread = %+v, want the first of the two", l)
+	}
+	listed := l[0].Path
+	os.Rename(listed, listed+"R") // the backend moves the listed one
+	if err := e.Delete(context.Background(), "Unread", l[0].Name, l[0].New); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("delete: %v, want ErrNotExist", err)
+	}
+	if files := backendFiles(t, f.root); len(files) != 2 {
+		t.Fatalf("a file was deleted: %v", files)
+	}
+}
