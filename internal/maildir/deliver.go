@@ -180,21 +180,3 @@ func Rename(from, to string) error {
 	}
 	return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 }
-
-// Find returns the current file name of the message with this base name in
-// a mailbox (cur/ first, then new/), for when it was renamed by someone
-// else since it was last seen.
-func Find(dir, base string) (name string, inNew bool, err error) {
-	for _, sub := range [...]string{"cur", "new"} {
-		ents, err := os.ReadDir(filepath.Join(dir, sub))
-		if err != nil {
-			return "", false, err
-		}
-		for _, e := range ents {
-			if BaseOf(e.Name()) == base && e.Name()[0] != '.' {
-				return e.Name(), sub == "new", nil
-			}
-		}
-	}
-	return "", false, fmt.Errorf("message %s in %s: %w", base, dir, os.ErrNotExist)
-}

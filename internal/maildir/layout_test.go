@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func mkMaildir(t *testing.T, dir string) {
@@ -205,7 +206,7 @@ func TestMatchPattern(t *testing.T) {
 	}
 }
 
-func TestDeliverRenameFind(t *testing.T) {
+func TestDeliverAndRename(t *testing.T) {
 	dir := t.TempDir()
 	if err := Init(filepath.Join(dir, "box"), nil); err != nil {
 		t.Fatal(err)
@@ -235,12 +236,12 @@ func TestDeliverRenameFind(t *testing.T) {
 	if err := Rename(a, moved); err != nil {
 		t.Fatal(err)
 	}
-	name, inNew, err := Find(box, base)
-	if err != nil || inNew || name != base+":2,S" {
-		t.Errorf("Find = %q %v %v", name, inNew, err)
+	// A chosen base name that exists: ErrExist, nothing written.
+	if _, err := DeliverAs(box, base, strings.NewReader("other"), "S", true, time.Time{}, nil); !errors.Is(err, ErrExist) {
+		t.Errorf("DeliverAs onto an existing name: %v", err)
 	}
-	if _, _, err := Find(box, "nope"); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Find missing: %v", err)
+	if ents, _ := os.ReadDir(filepath.Join(box, "tmp")); len(ents) != 0 {
+		t.Error("tmp/ not empty after a refused delivery")
 	}
 }
 
