@@ -105,12 +105,29 @@ func TestSetThenClearFlags(t *testing.T) {
 	if flags, _ := backendFlags(t, root, backendBase); flags != "S" {
 		t.Fatalf("backend flags %q after refused operations, want S", flags)
 	}
+}
+
+// TestOpenFileAfterDelete: an open message file keeps working after its
+// message is deleted through the mount: fstat answers with st_nlink 0, as
+// on a disk (Dovecot fstat()s files it keeps open and aborts on ENOENT),
+// and reads go on; st_ino is the same through stat and fstat.
+func TestOpenFileAfterDelete(t *testing.T) {
+	root := emptyBackend(t)
+	quickDeliver(t, root, "Subject: one\n\nbody\n")
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	m := mount(t, root, "--config", cfg)
+	news := names(t, m.path("All", "new"))
+	if len(news) != 1 {
+		t.Fatalf("new/ = %q", news)
+	}
+	p := m.path("All", "new", news[0])
 	// st_ino is the message's, through stat and fstat.
-	fi, err := os.Stat(cur(":2,S"))
+	fi, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(cur(":2,S"))
+	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +138,7 @@ func TestSetThenClearFlags(t *testing.T) {
 	}
 	// An open file keeps working after its message is deleted: fstat
 	// answers with st_nlink 0, reads go on.
-	if err := os.Remove(cur(":2,S")); err != nil {
+	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(backend(t, root)); n != 0 {
@@ -303,4 +320,45 @@ query = "KEYWORD Important"
 	if !has(fetchFlags()["B work"], "Important") {
 		t.Fatal("Dovecot does not show Important after the round trip")
 	}
+}
+
+// TestDovecotOpenFileAfterExpunge: one Dovecot session reads a message
+// (and keeps its file open), another expunges it, the first reads on:
+// fstat() on its open file answers as on a disk (st_nlink 0), and Dovecot
+// logs no error or panic.
+func TestDovecotOpenFileAfterExpunge(t *testing.T) {
+	root := emptyBackend(t)
+	big := "Subject: big\n\n" + strings.Repeat("line of text\n", 20000)
+	quickDeliver(t, root, big)
+	quickDeliver(t, root, "Subject: small\n\nx\n")
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	ownBy(t, root, dovecotUID)
+	m := mount(t, root, "--config", cfg, "-o", "allow_other")
+	dir := t.TempDir()
+	d1 := startDovecot(t, m.mnt, dir, false)
+	d2 := startDovecot(t, m.mnt, dir, false)
+	for _, d := range []*dovecot{d1, d2} {
+		if _, err := d.c.Select("All", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	part := func(d *dovecot, off uint32) {
+		t.Helper()
+		_, err := d.c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true, Partial: &imap.SectionPartial{Offset: int64(off), Size: 100}}}}).Collect()
+		if err != nil {
+			t.Fatalf("FETCH <%d.100>: %v", off, err)
+		}
+	}
+	part(d1, 0)
+	if err := d2.c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	part(d1, 100000) // read on from the file d1 keeps open
+	d1.c.Noop().Wait()
+	part(d1, 0)
+	// d1's and d2's close check their logs for errors and panics.
 }
