@@ -150,7 +150,9 @@ func (r *Root) OnAdd(ctx context.Context) {
 	}
 	writeACL(r.ctl.real())
 	for _, name := range r.eng.Folders() {
+		r.mu.Lock()
 		r.mtimes[name] = now
+		r.mu.Unlock()
 		parent := &r.Inode
 		var parts []string
 		if r.cfg.Layout == "maildir++" {

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,7 +30,15 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	vmfsBin = filepath.Join(dir, "vmfs")
-	out, err := exec.Command("go", "build", "-o", vmfsBin, "../cmd/vmfs").CombinedOutput()
+	// The daemon is built with the race detector, so that a data race in
+	// any test makes vmfs exit with status 66 and the test fail; not for
+	// measurements (benchmarks, the comparison, the soak).
+	flag.Parse()
+	args := []string{"build", "-race", "-o", vmfsBin, "../cmd/vmfs"}
+	if f := flag.Lookup("test.bench"); (f != nil && f.Value.String() != "") || os.Getenv("VMFS_COMPARE") != "" || os.Getenv("VMFS_SOAK") != "" {
+		args = []string{"build", "-o", vmfsBin, "../cmd/vmfs"}
+	}
+	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build vmfs: %v\n%s", err, out)
 		os.Exit(1)

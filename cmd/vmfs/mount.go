@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -170,7 +171,9 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	if os.Geteuid() == 0 && rootSt.Uid != 0 {
 		owner = &maildir.Owner{UID: int(rootSt.Uid), GID: int(rootSt.Gid)}
 	}
-	var view *vfs.Root
+	// view is set once mounted; the engine's OnChange, called from the
+	// watcher's goroutine, reads it.
+	var viewPtr atomic.Pointer[vfs.Root]
 	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{
 		Root:    root,
 		Folders: o.Folders,
@@ -181,8 +184,8 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 			return filepath.Join(vfs.ControlDir(state, folder), maildir.KeywordsFile)
 		},
 		OnChange: func(folders []string) {
-			if view != nil {
-				view.Changed(folders)
+			if v := viewPtr.Load(); v != nil {
+				v.Changed(folders)
 			}
 		},
 		Progress: newProgress(stderr),
@@ -254,8 +257,9 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	}
 	defer stopControl()
 
-	view = vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: fopts.readOnly, Mountpoint: mnt,
+	view := vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: fopts.readOnly, Mountpoint: mnt,
 		UID: rootSt.Uid, GID: rootSt.Gid})
+	viewPtr.Store(view)
 	zero := time.Duration(0)
 	srv, err := gofs.Mount(mnt, view, &gofs.Options{
 		EntryTimeout:    &zero,
