@@ -2,9 +2,6 @@ package fs
 
 import (
 	"context"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -13,40 +10,25 @@ import (
 
 // aclFile is Dovecot's per-mailbox rights file (its acl plugin with
 // "acl = vfile" reads it from a Maildir mailbox's own directory, also when
-// CONTROL= points elsewhere). Every folder and the mount root carry one
+// CONTROL= points elsewhere). Every folder, every parent-only directory
+// and the mount root carry one, a fixed node of the view (rightsFile),
 // that grants the owner every right but delete-mailbox (x) and admin (a):
 // Dovecot deletes a Maildir folder by expunging each of its messages
 // first, which through vmfs would delete the real mail, so DELETE must be
 // refused before it starts. Messages are still expunged (e) one by one.
 const aclFile = "dovecot-acl"
 
-const aclRights = "# Written by vmfs at every mount: deleting a virtual folder through\n" +
+const aclRights = "# Served by vmfs: deleting a virtual folder through\n" +
 	"# Dovecot would expunge (delete) every real message in it first, so the\n" +
 	"# delete right (x) is withheld. This file cannot be changed through the mount.\n" +
 	"owner lrwstipek\n"
 
-// writeACL (re)writes the rights file in a folder's control directory.
-func writeACL(dir string) {
-	p := filepath.Join(dir, aclFile)
-	if b, err := os.ReadFile(p); err == nil && string(b) == aclRights {
-		return
-	}
-	tmp := p + ".vmfs-tmp"
-	err := os.WriteFile(tmp, []byte(aclRights), 0o600)
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		slog.Error("rights file not written: IMAP DELETE of this folder is not refused", "path", p, "err", err)
-	}
-}
-
 // isACL reports whether a name in a folder's root (or the mount root) is
-// the rights file, which clients may read but not change or remove.
+// the rights file, which clients may read but not create, replace, rename
+// or remove.
 func isACL(name string) bool { return name == aclFile }
 
-// rightsFile is the fixed rights file of a parent-only directory: it can
+// rightsFile is the fixed rights file of a directory of the view: it can
 // be read, not changed.
 type rightsFile struct{ gofs.MemRegularFile }
 
@@ -68,4 +50,10 @@ func (f *rightsFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, u
 
 func (f *rightsFile) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	return syscall.EACCES
+}
+
+// addRights hangs a rights file under a directory node of the view.
+func addRights(ctx context.Context, dir *gofs.Inode, path string, uid, gid uint32) {
+	acl := dir.NewPersistentInode(ctx, newRightsFile(uid, gid), gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("acl", path)})
+	dir.AddChild(aclFile, acl, true)
 }

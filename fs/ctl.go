@@ -67,11 +67,6 @@ func (n *ctlNode) self() *gofs.Inode {
 // top reports whether n is a folder's (or the mount root's) control root.
 func (n *ctlNode) top() bool { return n == &n.fd.ctlNode }
 
-// isRights reports whether n is the rights file at the top of a folder.
-func (n *ctlNode) isRights() bool {
-	return !n.top() && n.path() == filepath.Join(n.fd.real(), aclFile)
-}
-
 func ctlIno(st *syscall.Stat_t) uint64 { return st.Ino ^ 0x4000_0000_0000_0000 }
 
 func (n *ctlNode) child(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -135,9 +130,6 @@ func (n *ctlNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 }
 
 func (n *ctlNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if n.isRights() {
-		return syscall.EACCES
-	}
 	p := n.path()
 	if sz, ok := in.GetSize(); ok {
 		if st, err := lstat(p); err == nil && int64(sz) > st.Size && n.fd.root.short() {
@@ -174,9 +166,6 @@ func (n *ctlNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint
 	if n.fd.root.cfg.ReadOnly && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	if n.isRights() && flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
-		return nil, 0, syscall.EACCES
-	}
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 && n.fd.root.short() {
 		return nil, 0, syscall.ENOSPC
 	}
@@ -190,9 +179,6 @@ func (n *ctlNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint
 func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	if n.fd.root.cfg.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
-	}
-	if n.top() && isACL(name) {
-		return nil, nil, 0, syscall.EACCES
 	}
 	if n.fd.root.short() {
 		return nil, nil, 0, syscall.ENOSPC
@@ -226,9 +212,6 @@ func (n *ctlNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 }
 
 func (n *ctlNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	if n.top() && isACL(name) {
-		return syscall.EACCES
-	}
 	return errnoOf(syscall.Unlink(filepath.Join(n.path(), name)))
 }
 
@@ -277,7 +260,7 @@ func (n *ctlNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if dst == nil {
 		return syscall.EXDEV
 	}
-	if (n.top() && isACL(name)) || (dst.top() && isACL(newName)) {
+	if dst.top() && isACL(newName) { // tmp/X → the folder's rights file
 		return syscall.EACCES
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(dst.path(), newName), uint(flags)); err != nil {

@@ -57,7 +57,6 @@ func (fd *folderDir) OnAdd(ctx context.Context) {
 		slog.Error("control directory", "folder", fd.folder, "err", err)
 	}
 	cleanTmp(filepath.Join(fd.real(), "tmp"))
-	writeACL(fd.real())
 	for _, kind := range []string{"cur", "new"} {
 		n := fd.NewPersistentInode(ctx, &msgDir{fd: fd, isNew: kind == "new"},
 			gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(kind, fd.folder)})
@@ -66,12 +65,13 @@ func (fd *folderDir) OnAdd(ctx context.Context) {
 	}
 	tmp := fd.NewPersistentInode(ctx, &ctlNode{fd: fd}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("tmp", fd.folder)})
 	fd.AddChild("tmp", tmp, true)
+	addRights(ctx, &fd.Inode, "folder\x00"+fd.folder, fd.root.cfg.UID, fd.root.cfg.GID)
 }
 
 // reserved reports names that are part of the folder's structure.
 func (fd *folderDir) reserved(name string) *gofs.Inode {
 	switch name {
-	case "cur", "new", "tmp":
+	case "cur", "new", "tmp", aclFile:
 		return fd.GetChild(name)
 	}
 	if ch := fd.GetChild(name); ch != nil {
@@ -100,7 +100,7 @@ func (fd *folderDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno
 	ents := []fuse.DirEntry{}
 	for name, ch := range fd.Children() {
 		if fd.reserved(name) != nil {
-			ents = append(ents, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ch.StableAttr().Ino})
+			ents = append(ents, fuse.DirEntry{Name: name, Mode: ch.StableAttr().Mode, Ino: ch.StableAttr().Ino})
 		}
 	}
 	real, errno := fd.ctlNode.realEntries()
@@ -157,6 +157,9 @@ func (fd *folderDir) Mkdir(ctx context.Context, name string, mode uint32, out *f
 }
 
 func (fd *folderDir) Unlink(ctx context.Context, name string) syscall.Errno {
+	if isACL(name) {
+		return syscall.EACCES
+	}
 	if fd.reserved(name) != nil {
 		return syscall.EISDIR
 	}
@@ -283,7 +286,7 @@ func (d *msgDir) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	if dir := d.mountPath(); dir != "" && walking(ctx, dir) {
 		if _, err := d.eng().Lookup(d.folder(), name, d.isNew); err == nil {
-			logRefusedWalk(ctx, dir)
+			d.fd.root.logRefusedWalk(ctx, dir)
 			return syscall.EPERM
 		}
 	}

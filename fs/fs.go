@@ -125,6 +125,9 @@ type Root struct {
 	done    chan struct{}
 	// warnedShort: the low-space warning was logged (see short).
 	warnedShort atomic.Bool
+	// refusedWalks holds the (pid, directory) pairs whose refused
+	// recursive delete was logged (rmguard.go).
+	refusedWalks sync.Map
 }
 
 var _ = (gofs.NodeOnAdder)((*Root)(nil))
@@ -148,7 +151,7 @@ func (r *Root) OnAdd(ctx context.Context) {
 	if err := os.MkdirAll(r.ctl.real(), 0o700); err != nil {
 		slog.Error("control directory", "err", err)
 	}
-	writeACL(r.ctl.real())
+	addRights(ctx, &r.Inode, "root", r.cfg.UID, r.cfg.GID)
 	for _, name := range r.eng.Folders() {
 		r.mu.Lock()
 		r.mtimes[name] = now
@@ -170,10 +173,8 @@ func (r *Root) OnAdd(ctx context.Context) {
 				}
 				ch = parent.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
 				parent.AddChild(p, ch, false)
-				if i < len(parts)-1 { // a parent only: its rights file is fixed
-					acl := ch.NewPersistentInode(ctx, newRightsFile(r.cfg.UID, r.cfg.GID),
-						gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("acl", path)})
-					ch.AddChild(aclFile, acl, false)
+				if i < len(parts)-1 { // a parent only, for now
+					addRights(ctx, ch, "parent\x00"+path, r.cfg.UID, r.cfg.GID)
 				}
 			} else if i == len(parts)-1 {
 				// "A" was created as a parent of "A/B" and is a folder too.
@@ -266,11 +267,12 @@ func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	return nil, syscall.EACCES
 }
 
-// folderChild returns a folder or parent directory at the root.
+// folderChild returns a folder, a parent directory or the rights file at
+// the root: the view's own children.
 func (r *Root) folderChild(name string) *gofs.Inode {
 	if ch := r.GetChild(name); ch != nil {
 		switch ch.Operations().(type) {
-		case *folderDir, *parentDir:
+		case *folderDir, *parentDir, *rightsFile:
 			return ch
 		}
 	}
@@ -296,7 +298,7 @@ func (r *Root) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	var ents []fuse.DirEntry
 	for name, ch := range r.Children() {
 		if r.folderChild(name) != nil {
-			ents = append(ents, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ch.StableAttr().Ino})
+			ents = append(ents, fuse.DirEntry{Name: name, Mode: ch.StableAttr().Mode, Ino: ch.StableAttr().Ino})
 		}
 	}
 	real, errno := r.ctl.ctlNode.realEntries()
@@ -321,6 +323,9 @@ func (r *Root) Create(ctx context.Context, name string, flags, mode uint32, out 
 
 // Unlink removes a control file at the root.
 func (r *Root) Unlink(ctx context.Context, name string) syscall.Errno {
+	if isACL(name) {
+		return syscall.EACCES
+	}
 	if r.folderChild(name) != nil {
 		return syscall.EISDIR
 	}
@@ -338,6 +343,9 @@ func (r *Root) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 // Rename of a control file at the root; folders are not renamed.
 func (r *Root) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if isACL(name) || isACL(newName) {
+		return syscall.EACCES
+	}
 	if r.folderChild(name) != nil || r.folderChild(newName) != nil {
 		return syscall.EXDEV
 	}

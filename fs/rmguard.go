@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -40,15 +39,14 @@ func walking(ctx context.Context, dir string) bool {
 	return false
 }
 
-// refusedWalks remembers which (pid, directory) pairs were already logged.
-var refusedWalks sync.Map
-
-func logRefusedWalk(ctx context.Context, dir string) {
+// logRefusedWalk logs a refused recursive delete once per process and
+// directory.
+func (r *Root) logRefusedWalk(ctx context.Context, dir string) {
 	pid := uint32(0)
 	if fc, ok := ctx.(*fuse.Context); ok {
 		pid = fc.Caller.Pid
 	}
-	if _, seen := refusedWalks.LoadOrStore(strconv.FormatUint(uint64(pid), 10)+"\x00"+dir, true); seen {
+	if _, seen := r.refusedWalks.LoadOrStore(strconv.FormatUint(uint64(pid), 10)+"\x00"+dir, true); seen {
 		return
 	}
 	comm, _ := os.ReadFile(filepath.Join("/proc", strconv.FormatUint(uint64(pid), 10), "comm"))

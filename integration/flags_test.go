@@ -20,6 +20,22 @@ mailboxes = ["*"]
 query = "ALL"
 `
 
+// oneMessage mounts a backend of one message in new/ with the folder All
+// over it, and returns the backend, the mount and the message's name.
+func oneMessage(t *testing.T) (string, *mounted, string) {
+	t.Helper()
+	root := emptyBackend(t)
+	quickDeliver(t, root, "Subject: one\n\nbody\n")
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	m := mount(t, root, "--config", cfg)
+	news := names(t, m.path("All", "new"))
+	if len(news) != 1 {
+		t.Fatalf("new/ = %q", news)
+	}
+	return root, m, news[0]
+}
+
 // backendFlags returns the flags of the backend file whose base name is
 // base, failing unless there is exactly one.
 func backendFlags(t *testing.T, root, base string) (flags string, inNew bool) {
@@ -41,23 +57,15 @@ func backendFlags(t *testing.T, root, base string) (flags string, inNew bool) {
 // step reaches the backend file, and the name the client chose is the
 // name that exists afterwards.
 func TestSetThenClearFlags(t *testing.T) {
-	root := emptyBackend(t)
-	quickDeliver(t, root, "Subject: one\n\nbody\n")
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
-	m := mount(t, root, "--config", cfg)
-	news := names(t, m.path("All", "new"))
-	if len(news) != 1 {
-		t.Fatalf("new/ = %q", news)
-	}
-	vbase := maildir.BaseOf(news[0])
+	root, m, newName := oneMessage(t)
+	vbase := maildir.BaseOf(newName)
 	var backendBase string
 	for _, b := range backend(t, root) {
 		backendBase = maildir.BaseOf(b.Name)
 	}
 	cur := func(info string) string { return m.path("All", "cur", vbase+info) }
 	// new/ → cur/, as mutt does when it opens the folder.
-	if err := os.Rename(m.path("All", "new", news[0]), cur(":2,")); err != nil {
+	if err := os.Rename(m.path("All", "new", newName), cur(":2,")); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
@@ -112,16 +120,8 @@ func TestSetThenClearFlags(t *testing.T) {
 // on a disk (Dovecot fstat()s files it keeps open and aborts on ENOENT),
 // and reads go on; st_ino is the same through stat and fstat.
 func TestOpenFileAfterDelete(t *testing.T) {
-	root := emptyBackend(t)
-	quickDeliver(t, root, "Subject: one\n\nbody\n")
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
-	m := mount(t, root, "--config", cfg)
-	news := names(t, m.path("All", "new"))
-	if len(news) != 1 {
-		t.Fatalf("new/ = %q", news)
-	}
-	p := m.path("All", "new", news[0])
+	root, m, newName := oneMessage(t)
+	p := m.path("All", "new", newName)
 	// st_ino is the message's, through stat and fstat.
 	fi, err := os.Stat(p)
 	if err != nil {

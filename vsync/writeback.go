@@ -290,6 +290,20 @@ func markedBase(vbase string) string {
 	return vbase + deliveredMark
 }
 
+// deliveredBase is the backend base name maildir.DeliverAs gives a
+// delivery of r under the marked base name: ",S=<size>" added unless the
+// client's name has one.
+func deliveredBase(marked string, r io.Seeker) string {
+	if maildir.Size(marked) >= 0 {
+		return marked
+	}
+	size, err := r.Seek(0, io.SeekEnd)
+	if _, serr := r.Seek(0, io.SeekStart); err != nil || serr != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s,S=%d", marked, size)
+}
+
 // Deliver writes a new message into the folder's save mailbox (created if
 // missing) and shows it in the folder: it stays listed until the linger
 // ends even if it does not match. name, if not empty, is the base name the
@@ -325,12 +339,9 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		}
 	}
 	if prior == nil && marked != "" {
-		for base, m := range e.msgs[save] { // delivered, but not (or no longer) a member
-			if clientName(base) == vbase {
-				prior = m
-				break
-			}
-		}
+		// Delivered before, but not (or no longer) a member: the backend
+		// base name follows from the client's name and the size.
+		prior = e.msgs[save][deliveredBase(marked, r)]
 	}
 	var priorPath string
 	if prior != nil {

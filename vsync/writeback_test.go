@@ -402,3 +402,32 @@ func TestDuplicateBaseNeverTouched(t *testing.T) {
 		t.Fatalf("a file was deleted: %v", files)
 	}
 }
+
+// TestRetriedDeliveryNotAMember: a delivery that no longer shows in its
+// folder (it does not match, its linger ended) is still found by the
+// client's retry: nothing is written twice.
+func TestRetriedDeliveryNotAMember(t *testing.T) {
+	f := newFixture(t, 0)
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(f.root, s), 0o755)
+	}
+	folders := []Folder{{Name: "Go", Mailboxes: []string{"*"}, Query: "FROM golang", Save: "INBOX"}}
+	e := f.open(folders)
+	msg := "From: someone@else\nSubject: not from golang\n\nhello\n"
+	if _, err := e.Deliver(context.Background(), "Go", "1733.M9P9.client", strings.NewReader(msg), "", false, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.t = f.clk.t.Add(time.Hour)
+	if err := e.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	if l := f.list("Go"); len(l) != 0 {
+		t.Fatalf("Go = %+v after the linger", l)
+	}
+	if _, err := e.Deliver(context.Background(), "Go", "1733.M9P9.client", strings.NewReader(msg), "", false, time.Time{}); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if files := backendFiles(t, f.root); len(files) != 1 {
+		t.Fatalf("the retry wrote again: %v", files)
+	}
+}
