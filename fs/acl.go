@@ -35,17 +35,26 @@ type rightsFile struct{ gofs.MemRegularFile }
 var (
 	_ = (gofs.NodeOpener)((*rightsFile)(nil))
 	_ = (gofs.NodeSetattrer)((*rightsFile)(nil))
+	_ = (gofs.NodeWriter)((*rightsFile)(nil))
+	_ = (gofs.NodeFlusher)((*rightsFile)(nil))
 )
 
 func newRightsFile(uid, gid uint32) *rightsFile {
 	return &rightsFile{gofs.MemRegularFile{Data: []byte(aclRights), Attr: fuse.Attr{Mode: 0o444, Owner: fuse.Owner{Uid: uid, Gid: gid}}}}
 }
 
+// Open answers ENOSYS as every file of the view does (see msgNode.Open):
+// reads come to the node; writes are refused at write(2).
 func (f *rightsFile) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EACCES
-	}
-	return f.MemRegularFile.Open(ctx, flags)
+	return nil, 0, syscall.ENOSYS
+}
+
+func (f *rightsFile) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	return 0, syscall.EACCES
+}
+
+func (f *rightsFile) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	return syscall.ENOSYS
 }
 
 func (f *rightsFile) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {

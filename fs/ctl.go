@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,6 +27,14 @@ const staleTmp = 36 * time.Hour
 type ctlNode struct {
 	gofs.Inode
 	fd *folderDir
+
+	mu sync.Mutex // protects file
+	// file is the real file, opened at the first read or write (the
+	// kernel sends no OPEN: see msgNode.Open) and kept until the kernel
+	// forgets the node, so that a file renamed over or unlinked while a
+	// process has it open reads on as on a disk.
+	file     *os.File
+	readOnly bool // file could only be opened for reading
 }
 
 var (
@@ -40,6 +49,11 @@ var (
 	_ = (gofs.NodeRmdirer)((*ctlNode)(nil))
 	_ = (gofs.NodeRenamer)((*ctlNode)(nil))
 	_ = (gofs.NodeLinker)((*ctlNode)(nil))
+	_ = (gofs.NodeReader)((*ctlNode)(nil))
+	_ = (gofs.NodeWriter)((*ctlNode)(nil))
+	_ = (gofs.NodeAllocater)((*ctlNode)(nil))
+	_ = (gofs.NodeFlusher)((*ctlNode)(nil))
+	_ = (gofs.NodeOnForgetter)((*ctlNode)(nil))
 )
 
 // path is the real path of the node under the folder's control directory.
@@ -121,6 +135,17 @@ func (n *ctlNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 		out.Uid, out.Gid = n.fd.root.cfg.UID, n.fd.root.cfg.GID
 		return errno
 	}
+	n.mu.Lock()
+	f := n.file
+	n.mu.Unlock()
+	if f != nil { // the node's own file, wherever its name went
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+			return errnoOf(err)
+		}
+		n.fd.root.ownAttr(&out.Attr, &st)
+		return 0
+	}
 	st, err := lstat(n.path())
 	if err != nil {
 		return errnoOf(err)
@@ -129,13 +154,107 @@ func (n *ctlNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 	return 0
 }
 
+// real returns the node's real file, opened on first use.
+func (n *ctlNode) real() (*os.File, bool, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.file == nil {
+		p := n.path()
+		fd, err := syscall.Open(p, syscall.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+		ro := false
+		if err == syscall.EACCES || err == syscall.EROFS {
+			fd, err = syscall.Open(p, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+			ro = true
+		}
+		if err != nil {
+			return nil, false, errnoOf(err)
+		}
+		n.file, n.readOnly = os.NewFile(uintptr(fd), p), ro
+	}
+	return n.file, n.readOnly, 0
+}
+
+// Read reads the file: through the handle CREATE made, else the node's.
+func (n *ctlNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if r, ok := fh.(gofs.FileReader); ok {
+		return r.Read(ctx, dest, off)
+	}
+	f, _, errno := n.real()
+	if errno != 0 {
+		return nil, errno
+	}
+	return preadResult(int(f.Fd()), dest, off)
+}
+
+// Write writes the file; ENOSPC while the state directory is short.
+func (n *ctlNode) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if n.fd.root.cfg.ReadOnly {
+		return 0, syscall.EROFS
+	}
+	if n.fd.root.short() {
+		return 0, syscall.ENOSPC
+	}
+	if w, ok := fh.(gofs.FileWriter); ok {
+		return w.Write(ctx, data, off)
+	}
+	f, ro, errno := n.real()
+	if errno != 0 {
+		return 0, errno
+	}
+	if ro {
+		return 0, syscall.EACCES
+	}
+	k, err := syscall.Pwrite(int(f.Fd()), data, off)
+	if err != nil {
+		return 0, errnoOf(err)
+	}
+	return uint32(k), 0
+}
+
+// Allocate is fallocate(2) on the node's file.
+func (n *ctlNode) Allocate(ctx context.Context, fh gofs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	if n.fd.root.short() {
+		return syscall.ENOSPC
+	}
+	f, ro, errno := n.real()
+	if errno != 0 {
+		return errno
+	}
+	if ro {
+		return syscall.EACCES
+	}
+	return errnoOf(unix.Fallocate(int(f.Fd()), mode, int64(off), int64(size)))
+}
+
+// Flush: nothing is buffered (see msgNode.Flush).
+func (n *ctlNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno { return syscall.ENOSYS }
+
+// OnForget closes the node's file: no process has it open any more.
+func (n *ctlNode) OnForget() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.file != nil {
+		n.file.Close()
+		n.file = nil
+	}
+}
+
 func (n *ctlNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	p := n.path()
 	if sz, ok := in.GetSize(); ok {
 		if st, err := lstat(p); err == nil && int64(sz) > st.Size && n.fd.root.short() {
 			return syscall.ENOSPC
 		}
-		if err := syscall.Truncate(p, int64(sz)); err != nil {
+		n.mu.Lock()
+		f := n.file
+		n.mu.Unlock()
+		var err error
+		if f != nil {
+			err = syscall.Ftruncate(int(f.Fd()), int64(sz))
+		} else {
+			err = syscall.Truncate(p, int64(sz))
+		}
+		if err != nil {
 			return errnoOf(err)
 		}
 	}
@@ -162,18 +281,10 @@ func (n *ctlNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	return n.Getattr(ctx, nil, out)
 }
 
+// Open answers ENOSYS, as for messages (see msgNode.Open): reads and
+// writes come to the node without a handle.
 func (n *ctlNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if n.fd.root.cfg.ReadOnly && flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 {
-		return nil, 0, syscall.EROFS
-	}
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 && n.fd.root.short() {
-		return nil, 0, syscall.ENOSPC
-	}
-	fd, err := syscall.Open(n.path(), int(flags)&^(syscall.O_CREAT|syscall.O_EXCL)|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, 0, errnoOf(err)
-	}
-	return gofs.NewLoopbackFile(fd), 0, 0
+	return nil, 0, syscall.ENOSYS
 }
 
 func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
@@ -184,7 +295,10 @@ func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, syscall.ENOSPC
 	}
 	p := filepath.Join(n.path(), name)
-	fd, err := syscall.Open(p, int(flags)|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, mode&0o777) // the state dir is 0700: modes inside it expose nothing
+	// Opened for reading and writing whatever the client asked: the
+	// node's file serves every later open too (they send no OPEN).
+	fl := int(flags)&^syscall.O_ACCMODE | syscall.O_RDWR | syscall.O_CREAT | syscall.O_NOFOLLOW | syscall.O_CLOEXEC
+	fd, err := syscall.Open(p, fl, mode&0o777) // the state dir is 0700: modes inside it expose nothing
 	if err != nil {
 		return nil, nil, 0, errnoOf(err)
 	}
@@ -194,9 +308,30 @@ func (n *ctlNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		return nil, nil, 0, errnoOf(err)
 	}
 	n.fd.root.ownAttr(&out.Attr, &st)
-	ch := n.self().NewInode(ctx, &ctlNode{fd: n.fd}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ctlIno(&st)})
-	return ch, gofs.NewLoopbackFile(fd), 0, 0
+	node := &ctlNode{fd: n.fd, file: os.NewFile(uintptr(fd), p)}
+	ch := n.self().NewInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ctlIno(&st)})
+	if other, ok := ch.Operations().(*ctlNode); ok && other != node {
+		// A node of the same real inode lives on (its file number was
+		// reused): it takes the file.
+		other.mu.Lock()
+		if other.file == nil {
+			other.file, other.readOnly = node.file, false
+		} else {
+			node.file.Close()
+		}
+		other.mu.Unlock()
+	}
+	return ch, ctlHandle{}, 0, 0
 }
+
+// ctlHandle is the handle CREATE returns: reads and writes go to the
+// node's file, as for files opened later. It must not offer passthrough:
+// the kernel refuses (EIO) to open one inode both with and without it.
+type ctlHandle struct{}
+
+func (ctlHandle) PassthroughFd() (int, bool) { return 0, false }
+
+var _ = (gofs.FilePassthroughFder)(ctlHandle{})
 
 func (n *ctlNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if n.fd.root.cfg.ReadOnly {

@@ -63,6 +63,7 @@ func (fd *folderDir) OnAdd(ctx context.Context) {
 		fd.AddChild(kind, n, true)
 		fd.root.register(fd.folder+"\x00"+kind, n)
 	}
+	fd.root.register(fd.folder+"\x00", &fd.Inode)
 	tmp := fd.NewPersistentInode(ctx, &ctlNode{fd: fd}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("tmp", fd.folder)})
 	fd.AddChild("tmp", tmp, true)
 	addRights(ctx, &fd.Inode, "folder\x00"+fd.folder, fd.root.cfg.UID, fd.root.cfg.GID)
@@ -89,6 +90,7 @@ func (fd *folderDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 			var a fuse.AttrOut
 			ga.Getattr(ctx, nil, &a)
 			out.Attr = a.Attr
+			out.SetAttrTimeout(a.Timeout())
 		}
 		out.SetEntryTimeout(dirEntryTimeout) // cur/, new/ and tmp/ never go
 		return ch, 0
@@ -131,6 +133,11 @@ func folderAttr(r *Root, folder string, out *fuse.AttrOut) syscall.Errno {
 	setTime(&out.Attr, r.mtime(folder))
 	out.Uid, out.Gid = r.cfg.UID, r.cfg.GID
 	out.Nlink = 2
+	// Cached: the view drops them when the folder changes (Changed).
+	// With default_permissions (allow_other) every open checks each
+	// directory of its path: uncached, that was a GETATTR per directory
+	// per message opened.
+	out.SetTimeout(dirAttrTimeout)
 	return 0
 }
 
@@ -273,10 +280,19 @@ func (d *msgDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 		n.mode, n.uid, n.gid = st.Mode&0o7777, st.Uid, st.Gid
 	}
 	n.fill(e, &out.Attr)
-	// The name carries the flags, so the entry is never cached (a rename
-	// must hide the old name at once); the attributes are: a message's
-	// size and mtime never change.
+	n.last = e
+	// The kernel caches the name and the attributes (a message's size and
+	// mtime never change), for msgEntryTimeout, and is not told when the
+	// engine retires the name (see Root.invalidator). A client acting on a
+	// retired name it still has reaches vmfs all the same: the kernel
+	// sends the rename or unlink, which answers ENOENT (the client
+	// rescans); and it looks up every rename's target afresh
+	// (LOOKUP_RENAME_TARGET), so a rename onto a retired name — "mark
+	// unread" right after another program marked the message read — is a
+	// flag change, not a rename between two names of one inode (which
+	// rename(2) would end without asking vmfs).
 	out.SetAttrTimeout(msgAttrTimeout)
+	out.SetEntryTimeout(msgEntryTimeout)
 	return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("msg", d.folder(), vbase)}), 0
 }
 
@@ -290,7 +306,22 @@ func (d *msgDir) Unlink(ctx context.Context, name string) syscall.Errno {
 			return syscall.EPERM
 		}
 	}
-	return errnoOf(d.eng().Delete(ctx, d.folder(), name, d.isNew))
+	// A process may hold the message open (the kernel sends no OPEN, see
+	// msgNode.Open): its reads and fstat go on from a descriptor taken
+	// before the backend file goes, as on a disk.
+	var held *msgNode
+	if ch := d.GetChild(name); ch != nil {
+		if mn, ok := ch.Operations().(*msgNode); ok && mn.hold() {
+			held = mn
+		}
+	}
+	if err := d.eng().Delete(ctx, d.folder(), name, d.isNew); err != nil {
+		if held != nil {
+			held.unhold()
+		}
+		return errnoOf(err)
+	}
+	return 0
 }
 
 func (d *msgDir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
@@ -340,12 +371,24 @@ type msgNode struct {
 	vbase string
 	// mode, uid, gid are the backend file's, read at lookup.
 	mode, uid, gid uint32
+
+	mu sync.Mutex // protects last and held
+	// last is the engine's last entry of the message: an open file whose
+	// message left the folder answers with it.
+	last vsyncEntry
+	// held is the backend file, kept open from before a delete through
+	// the mount until the kernel forgets the node (see msgDir.Unlink).
+	held *os.File
 }
 
 var (
 	_ = (gofs.NodeGetattrer)((*msgNode)(nil))
 	_ = (gofs.NodeSetattrer)((*msgNode)(nil))
 	_ = (gofs.NodeOpener)((*msgNode)(nil))
+	_ = (gofs.NodeReader)((*msgNode)(nil))
+	_ = (gofs.NodeWriter)((*msgNode)(nil))
+	_ = (gofs.NodeFlusher)((*msgNode)(nil))
+	_ = (gofs.NodeOnForgetter)((*msgNode)(nil))
 )
 
 func (n *msgNode) fill(e vsyncEntry, out *fuse.Attr) {
@@ -362,20 +405,70 @@ func (n *msgNode) entry() (vsyncEntry, syscall.Errno) {
 	if err != nil {
 		return e, errnoOf(err)
 	}
+	n.mu.Lock()
+	n.last = e
+	n.mu.Unlock()
 	return e, 0
 }
+
+// hold opens the backend file before a delete through the mount, for the
+// processes that may have it open; it reports whether it did.
+func (n *msgNode) hold() bool {
+	e, errno := n.entry()
+	if errno != 0 {
+		return false
+	}
+	fd, err := maildir.OpenRegular(e.Path)
+	if err != nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.held != nil {
+		syscall.Close(fd)
+		return false
+	}
+	n.held = os.NewFile(uintptr(fd), e.Path)
+	return true
+}
+
+// unhold closes what hold opened (the delete failed).
+func (n *msgNode) unhold() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.held != nil {
+		n.held.Close()
+		n.held = nil
+	}
+}
+
+// OnForget: the kernel has no reference left (no name, no open file).
+func (n *msgNode) OnForget() { n.unhold() }
 
 // Getattr of a message. An open file whose message was deleted meanwhile
 // answers as on a disk: its attributes, with st_nlink 0 (Dovecot fstat()s
 // files it keeps open, and aborts on ENOENT).
+//
+// The kernel sends no OPEN (see Open), so a GETATTR does not tell an
+// fstat() of an open file from a stat() through a name: a message that
+// left the folder answers with its last attributes and st_nlink 0 (the
+// kernel dropped its names when it left, so only open files reach it).
 func (n *msgNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	e, errno := n.entry()
-	if f, ok := fh.(*msgFile); ok && errno == syscall.ENOENT {
-		var st syscall.Stat_t
-		if err := syscall.Fstat(f.fd, &st); err != nil {
-			return errnoOf(err)
+	if errno == syscall.ENOENT {
+		n.mu.Lock()
+		last, held := n.last, n.held
+		n.mu.Unlock()
+		if held != nil {
+			var st syscall.Stat_t
+			if err := syscall.Fstat(int(held.Fd()), &st); err == nil {
+				last.Size, last.MTime = st.Size, time.Unix(st.Mtim.Unix())
+			}
 		}
-		n.fill(vsyncEntry{Size: st.Size, MTime: time.Unix(st.Mtim.Unix())}, &out.Attr)
+		if last.Path == "" {
+			return errno
+		}
+		n.fill(last, &out.Attr)
 		out.Nlink = 0
 		return 0
 	}
@@ -392,65 +485,86 @@ func (n *msgNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	return syscall.EACCES
 }
 
+// Open answers ENOSYS: the kernel then sends no OPEN and no RELEASE for
+// any file of the mount (FUSE's no-open mode; control files work the same
+// way, see ctlNode), keeps message contents in its page cache between
+// opens (a name's bytes never change), and sends READs to the node, which
+// reads the backend file. Two round trips fewer per message opened: 1.1×
+// the time of reading a real copy, warm, against 3.5× with OPEN (SPEC
+// §10). A write is refused at write(2) rather than open(2).
 func (n *msgNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EACCES
+	return nil, 0, syscall.ENOSYS
+}
+
+// Read reads the backend file: the one held after a delete, else the
+// message's current file. A file renamed in the backend meanwhile is
+// found again once the engine has seen the rename (the watcher needs
+// milliseconds). A message deleted from the backend by another program
+// after the reader opened it answers ENOENT: without an OPEN the view
+// cannot have kept it (deletes through the mount keep it, see Unlink).
+func (n *msgNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n.mu.Lock()
+	held := n.held
+	n.mu.Unlock()
+	if held != nil {
+		return preadResult(int(held.Fd()), dest, off)
 	}
-	for try := 0; try < 3; try++ {
+	wait := time.Millisecond
+	for try := 0; ; try++ {
 		e, errno := n.entry()
-		if errno != 0 {
-			return nil, 0, errno
+		gone := errno == syscall.ENOENT
+		if gone {
+			// Left the folder while open: its last file, if still there.
+			n.mu.Lock()
+			e = n.last
+			n.mu.Unlock()
+		} else if errno != 0 {
+			return nil, errno
 		}
 		fd, err := maildir.OpenRegular(e.Path)
-		if errors.Is(err, syscall.ENOENT) {
-			time.Sleep(time.Millisecond) // renamed meanwhile: the engine catches up
-			continue
+		if err == nil {
+			res, rerrno := preadResult(fd, dest, off)
+			syscall.Close(fd)
+			return res, rerrno
 		}
-		if err != nil {
-			return nil, 0, errnoOf(err)
+		if !errors.Is(err, syscall.ENOENT) {
+			return nil, errnoOf(err)
 		}
-		return &msgFile{fd: fd, passthrough: e.Size >= passthroughMin}, fuse.FOPEN_KEEP_CACHE, 0
+		if gone || try == 6 {
+			return nil, syscall.ENOENT
+		}
+		time.Sleep(wait) // renamed meanwhile: the engine catches up
+		wait *= 2
 	}
-	return nil, 0, syscall.ENOENT
 }
 
-// msgFile is an open message: reads come from the backend file, through
-// FUSE passthrough when the kernel allows it.
-type msgFile struct {
-	fd          int
-	passthrough bool
+func preadResult(fd int, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	k, err := syscall.Pread(fd, dest, off)
+	if err != nil {
+		return nil, errnoOf(err)
+	}
+	return fuse.ReadResultData(dest[:k]), 0
 }
 
-// passthroughMin is the size from which a message is read through FUSE
-// passthrough. Registering the backing file costs more at open than it
-// saves on a small message: reading 35,682 messages of 20 KB on average,
-// 95 MB/s with passthrough against 120 MB/s without.
-const passthroughMin = 256 << 10
-
-var (
-	_ = (gofs.FileReader)((*msgFile)(nil))
-	_ = (gofs.FileReleaser)((*msgFile)(nil))
-	_ = (gofs.FilePassthroughFder)((*msgFile)(nil))
-	_ = (gofs.FileFlusher)((*msgFile)(nil))
-)
-
-// Kernel cache lifetimes. Everything else is never cached: other
-// processes change the backend, and names carry flags.
-const (
-	dirEntryTimeout = time.Hour   // folders and their cur/ new/ tmp/ exist as long as the mount
-	msgAttrTimeout  = time.Minute // a message's size and mtime never change
-)
-
-func (f *msgFile) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	return fuse.ReadResultFd(uintptr(f.fd), off, len(dest)), 0
+// Write: messages are immutable.
+func (n *msgNode) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	return 0, syscall.EACCES
 }
-
-func (f *msgFile) PassthroughFd() (int, bool) { return f.fd, f.passthrough }
 
 // Flush answers ENOSYS: nothing is buffered, and the kernel then stops
 // sending a FLUSH (one round trip) for every close of every file.
-func (f *msgFile) Flush(ctx context.Context) syscall.Errno { return syscall.ENOSYS }
+func (n *msgNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno { return syscall.ENOSYS }
 
-func (f *msgFile) Release(ctx context.Context) syscall.Errno {
-	return gofs.ToErrno(syscall.Close(f.fd))
-}
+// Kernel cache lifetimes. What else is shown is not cached: other
+// processes change the backend.
+const (
+	dirEntryTimeout = time.Hour   // folders and their cur/ new/ tmp/ exist as long as the mount
+	dirAttrTimeout  = time.Minute // a bound, should a folder's invalidation be missed
+	msgAttrTimeout  = time.Minute // a message's size and mtime never change
+	// msgEntryTimeout is how long the kernel keeps a message's name: a
+	// retired one can be stat()ed and read that long (listings are never
+	// cached). One minute keeps a folder that a client reopens warm: a
+	// LOOKUP per message made neomutt's warm open 3.2× a real Maildir's,
+	// against 1.1× with the names cached.
+	msgEntryTimeout = time.Minute
+)

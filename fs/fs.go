@@ -118,11 +118,15 @@ type Root struct {
 	// and CONTROL are in the mount).
 	ctl *folderDir
 
-	mu      sync.Mutex           // protects mtimes and dirs
-	mtimes  map[string]time.Time // folder → mtime of its cur/ and new/
-	dirs    map[string]*gofs.Inode
-	changes chan []string
-	done    chan struct{}
+	mu     sync.Mutex           // protects mtimes, dirs and dirty
+	mtimes map[string]time.Time // folder → mtime of its cur/ and new/
+	dirs   map[string]*gofs.Inode
+	// dirty holds the folders whose directories' kernel caches are still
+	// to be dropped (never a change lost: directory attributes are
+	// cached); wake tells the invalidator.
+	dirty map[string]bool
+	wake  chan struct{}
+	done  chan struct{}
 	// warnedShort: the low-space warning was logged (see short).
 	warnedShort atomic.Bool
 	// refusedWalks holds the (pid, directory) pairs whose refused
@@ -139,7 +143,7 @@ func NewRoot(eng Engine, cfg Config) *Root {
 		cfg.Layout = "fs"
 	}
 	r := &Root{eng: eng, cfg: cfg, mtimes: map[string]time.Time{}, dirs: map[string]*gofs.Inode{},
-		changes: make(chan []string, 1024), done: make(chan struct{})}
+		dirty: map[string]bool{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	r.ctl = newFolderDir(r, "")
 	return r
 }
@@ -195,13 +199,19 @@ func (r *Root) OnAdd(ctx context.Context) {
 }
 
 // Changed records that the listings of folders changed: their cur/ and
-// new/ mtimes move forward at once, and the kernel's caches are dropped by
-// a goroutine of the view (never from inside a FUSE handler).
+// new/ mtimes move forward at once, and the kernel's caches of the
+// directories are dropped by a goroutine of the view (never from inside a
+// FUSE handler). Message names need no invalidation: see msgDir.Lookup.
 func (r *Root) Changed(folders []string) {
 	r.bump(folders)
+	r.mu.Lock()
+	for _, f := range folders {
+		r.dirty[f] = true
+	}
+	r.mu.Unlock()
 	select {
-	case r.changes <- folders:
-	default: // the invalidator is behind; zero cache timeouts keep us correct
+	case r.wake <- struct{}{}:
+	default: // already woken: it takes every dirty folder
 	}
 }
 
@@ -230,22 +240,32 @@ func (r *Root) register(key string, n *gofs.Inode) {
 	r.mu.Unlock()
 }
 
+// invalidator drops the kernel's attributes and contents of changed
+// folders' directories (the folder, cur/ and new/). FUSE_NOTIFY_INVAL_INODE
+// takes no directory lock; an entry invalidation would, and would hang
+// forever, unkillably, should the daemon die while a client's request in
+// that directory waits for its answer: message names are never
+// invalidated (see msgDir.Lookup).
 func (r *Root) invalidator() {
 	for {
 		select {
 		case <-r.done:
 			return
-		case folders := <-r.changes:
-			for _, f := range folders {
-				for _, kind := range []string{"cur", "new"} {
-					r.mu.Lock()
-					n := r.dirs[f+"\x00"+kind]
-					r.mu.Unlock()
-					if n != nil {
-						n.NotifyContent(0, 0)
-					}
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		var nodes []*gofs.Inode
+		for f := range r.dirty {
+			for _, kind := range []string{"", "cur", "new"} {
+				if n := r.dirs[f+"\x00"+kind]; n != nil {
+					nodes = append(nodes, n)
 				}
 			}
+		}
+		clear(r.dirty)
+		r.mu.Unlock()
+		for _, n := range nodes {
+			n.NotifyContent(0, 0)
 		}
 	}
 }
@@ -257,6 +277,7 @@ func (r *Root) Close() { close(r.done) }
 func (r *Root) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = 0o700
 	out.Uid, out.Gid = r.cfg.UID, r.cfg.GID
+	out.SetTimeout(dirEntryTimeout) // never changes
 	return 0
 }
 
@@ -286,6 +307,7 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 			var a fuse.AttrOut
 			ga.Getattr(ctx, nil, &a)
 			out.Attr = a.Attr
+			out.SetAttrTimeout(a.Timeout())
 		}
 		out.SetEntryTimeout(dirEntryTimeout) // folders exist as long as the mount
 		return ch, 0
@@ -372,6 +394,7 @@ func (p *parentDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.A
 	if r, ok := p.Root().Operations().(*Root); ok {
 		out.Uid, out.Gid = r.cfg.UID, r.cfg.GID
 	}
+	out.SetTimeout(dirEntryTimeout) // never changes
 	return 0
 }
 
@@ -492,8 +515,11 @@ func (d *msgDir) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sys
 
 // Fsync of a control file or directory syncs the real one.
 func (n *ctlNode) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
-	if fs, ok := f.(gofs.FileFsyncer); ok {
-		return fs.Fsync(ctx, flags)
+	n.mu.Lock()
+	file := n.file
+	n.mu.Unlock()
+	if file != nil {
+		return errnoOf(file.Sync())
 	}
 	fd, err := syscall.Open(n.path(), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {

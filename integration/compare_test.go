@@ -148,6 +148,7 @@ type comparison struct {
 	vdir, dovecotState     string
 	lastState, notmuchConf string
 	rows                   []compareRow
+	mountArgs              []string // more `vmfs mount` arguments
 }
 
 var compareColumns = []string{"dovecot", "notmuch", "mairix", "8KiB floor", "real files", "direct"}
@@ -244,15 +245,16 @@ func (c *comparison) startVmfs(root, state, cfg, folder string, want int, env ..
 	if cfg != "" {
 		args = append(args, "--config", cfg)
 	}
+	args = append(args, c.mountArgs...)
 	cmd := exec.Command(vmfsBin, append(args, root, mnt)...)
 	cmd.Env = append(append(os.Environ(), "XDG_CONFIG_HOME="+c.top), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	p := &vmfsProc{cmd: cmd, exited: make(chan struct{})}
+	p := &vmfsProc{cmd: cmd, exited: make(chan struct{}), log: stderr}
 	go func() { cmd.Wait(); close(p.exited) }()
 	for listed(mnt, folder) != want {
 		select {
@@ -272,6 +274,31 @@ func (c *comparison) startVmfs(root, state, cfg, folder string, want int, env ..
 type vmfsProc struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
+	log    *lockedBuffer // the daemon's stderr
+}
+
+// lockedBuffer is a bytes.Buffer that a process writes while a test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
 }
 
 // stopVmfs unmounts and returns the daemon's peak RSS (VmHWM: the
@@ -599,7 +626,7 @@ func (c *comparison) listingAndReads() {
 	}
 	defer func() { asNobody("fusermount3", "-u", mntU).Run(); user.Wait() }()
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
-		out, _ := asNobody("sh", "-c", "ls "+mntU+"/Unread/cur "+mntU+"/Unread/new | grep -c '^V'").Output()
+		out, _ := asNobody("sh", "-c", "ls "+mntU+"/Unread/cur "+mntU+"/Unread/new | grep -c 'vmfs'").Output()
 		if strings.TrimSpace(string(out)) == strconv.Itoa(c.unseen) {
 			break
 		}

@@ -40,6 +40,19 @@ func messageID(p string) (string, error) {
 // mount, another process renames backend files as mbsync does, delivers
 // and deletes. At the end no message is lost or duplicated, and Unread
 // equals the truth computed from the backend.
+// toggleFlagged sets or clears F on a backend message as mbsync does,
+// moving it into cur/; it returns the new flags.
+func toggleFlagged(b backendMsg) (string, error) {
+	n, _ := maildir.ParseName(b.Name)
+	if strings.Contains(n.Flags, "F") {
+		n.Flags = maildir.SetFlags(n.Flags, "", "F")
+	} else {
+		n.Flags = maildir.SetFlags(n.Flags, "F", "")
+	}
+	n.HasInfo = true
+	return n.Flags, os.Rename(b.Path, filepath.Join(filepath.Dir(filepath.Dir(b.Path)), "cur", n.String()))
+}
+
 func TestConcurrentWriter(t *testing.T) {
 	root := genBackend(t, 400)
 	cfg := filepath.Join(t.TempDir(), "config.toml")
@@ -111,14 +124,7 @@ func TestConcurrentWriter(t *testing.T) {
 			b := bs[r.Intn(len(bs))]
 			switch x := r.Intn(10); {
 			case x < 6: // flag change, mbsync style: new/ → cur/ with flags, or F toggled
-				n, _ := maildir.ParseName(b.Name)
-				if strings.Contains(n.Flags, "F") {
-					n.Flags = maildir.SetFlags(n.Flags, "", "F")
-				} else {
-					n.Flags = maildir.SetFlags(n.Flags, "F", "")
-				}
-				n.HasInfo = true
-				os.Rename(b.Path, filepath.Join(filepath.Dir(filepath.Dir(b.Path)), "cur", n.String()))
+				toggleFlagged(b)
 			case x < 8: // delivery
 				id := fmt.Sprintf("<writer-%d@test>", i)
 				quickDeliver(t, root, "Message-ID: "+id+"\nSubject: from the writer\n\nbody\n")

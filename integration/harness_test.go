@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 	// measurements (benchmarks, the comparison, the soak).
 	flag.Parse()
 	args := []string{"build", "-race", "-o", vmfsBin, "../cmd/vmfs"}
-	if f := flag.Lookup("test.bench"); (f != nil && f.Value.String() != "") || os.Getenv("VMFS_COMPARE") != "" || os.Getenv("VMFS_SOAK") != "" {
+	if f := flag.Lookup("test.bench"); (f != nil && f.Value.String() != "") || os.Getenv("VMFS_COMPARE") != "" || os.Getenv("VMFS_SOAK") != "" || os.Getenv("VMFS_VIEWSPEED") != "" {
 		args = []string{"build", "-o", vmfsBin, "../cmd/vmfs"}
 	}
 	out, err := exec.Command("go", args...).CombinedOutput()
@@ -100,10 +101,16 @@ func (m *mounted) start() {
 	t.Helper()
 	m.stderr, m.exited = &bytes.Buffer{}, make(chan error, 1)
 	all := append([]string{"mount", "--state", m.state, "--poll", "1h"}, m.args...)
+	if os.Getenv("VMFS_TEST_LOG") == "fuse" { // and every FUSE request
+		all = append(all, "-v")
+	}
 	all = append(all, m.backend, m.mnt)
 	m.cmd = exec.Command(vmfsBin, all...)
 	m.cmd.Stderr = m.stderr
-	m.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+m.xdg)
+	if os.Getenv("VMFS_TEST_LOG") != "" { // for debugging: the daemon's log as it happens
+		m.cmd.Stderr = io.MultiWriter(m.stderr, os.Stderr)
+	}
+	m.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+m.xdg, "VMFS_FUSE_DEBUG="+os.Getenv("VMFS_TEST_LOG"))
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -177,9 +177,29 @@ func TestFlagRenamesDeleteAndEXDEV(t *testing.T) {
 	if err := os.Rename(some, m.path("Unread", "cur", "1.other.host:2,S")); errnoOf(err) != syscall.EXDEV {
 		t.Errorf("rename to another base: %v", err)
 	}
-	// Messages are immutable.
-	if _, err := os.OpenFile(some, os.O_WRONLY, 0); errnoOf(err) != syscall.EACCES {
-		t.Errorf("open for writing: %v", err)
+	// Messages are immutable: writing is refused, at write(2) (the mount
+	// runs in FUSE's no-open mode: open(2) never reaches vmfs), and the
+	// backend file stays as it was.
+	before, err := os.ReadFile(some)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range []int{os.O_WRONLY, os.O_RDWR | os.O_APPEND} {
+		f, err := os.OpenFile(some, flags, 0)
+		if err != nil {
+			if errnoOf(err) != syscall.EACCES {
+				t.Errorf("open for writing: %v", err)
+			}
+			continue
+		}
+		_, err = f.Write([]byte("overwritten"))
+		f.Close()
+		if errnoOf(err) != syscall.EACCES {
+			t.Errorf("write: %v, want EACCES", err)
+		}
+	}
+	if after, err := os.ReadFile(some); err != nil || string(after) != string(before) {
+		t.Errorf("message changed by a refused write: %v", err)
 	}
 	if err := os.Truncate(some, 0); errnoOf(err) != syscall.EACCES {
 		t.Errorf("truncate: %v", err)

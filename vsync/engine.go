@@ -6,11 +6,15 @@
 // a linger for messages that stop matching; rebuilt membership with kept
 // names when a definition changes.
 //
-// Virtual names: a message's name in every folder is "V" followed by 26
-// base32 characters of SHA-256(mailbox NUL base) and ".vmfs", then the
-// backend's info part (":2,FLAGS"). It depends only on the backend
-// identity (mailbox, base name), so it is unique per folder, unchanged by
-// flag changes, and the same across restarts and index rebuilds.
+// Virtual names: a message's name in every folder is its delivery time —
+// the leading digits of its backend base name, at least 10 of them — then
+// ".V", 26 base32 characters of SHA-256(mailbox NUL base) and ".vmfs",
+// then the backend's info part (":2,FLAGS"): "1700000000.Vabc…xyz.vmfs:2,S".
+// It depends only on the backend identity (mailbox, base name), so it is
+// unique per folder, unchanged by flag changes, and the same across
+// restarts and index rebuilds; and it sorts like the backend names, so a
+// name-ordered listing is chronological (aerc, mblaze). Names of version
+// 1, without the time, are no longer found.
 package vsync
 
 import (
@@ -386,7 +390,7 @@ func unionNeeds(ns []query.Needs) (query.Needs, uint64) {
 // vbase32 is RFC 4648 base32 in lower case.
 var vbase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// vkey is the base32 part of a virtual base name: "V" + vkey + ".vmfs".
+// vkey is the base32 part of a virtual base name (see the package comment).
 type vkey [26]byte
 
 // virtualKey hashes a backend message's identity.
@@ -398,20 +402,45 @@ func virtualKey(mailbox, base string) vkey {
 	return vkey(enc[:26])
 }
 
-// VirtualBase returns the virtual base name of a backend message.
-func VirtualBase(mailbox, base string) string {
-	k := virtualKey(mailbox, base)
-	return "V" + string(k[:]) + ".vmfs"
+// timePrefix is the time part of a virtual base name: the leading digits
+// of the backend base name (its delivery time in Maildir names), zero-padded
+// to 10, at most 20; "0000000000" without any.
+func timePrefix(base string) string {
+	n := 0
+	for n < len(base) && n < 20 && base[n] >= '0' && base[n] <= '9' {
+		n++
+	}
+	if n >= 10 {
+		return base[:n]
+	}
+	return "0000000000"[:10-n] + base[:n]
 }
 
-// parseVirtualBase returns the key of a virtual base name.
-func parseVirtualBase(s string) (vkey, bool) {
+// vbaseOf builds a virtual base name from its parts.
+func vbaseOf(base string, k vkey) string {
+	return timePrefix(base) + ".V" + string(k[:]) + ".vmfs"
+}
+
+// VirtualBase returns the virtual base name of a backend message.
+func VirtualBase(mailbox, base string) string {
+	return vbaseOf(base, virtualKey(mailbox, base))
+}
+
+// parseVirtualBase returns the key and the time part of a virtual base
+// name.
+func parseVirtualBase(s string) (vkey, string, bool) {
 	var k vkey
-	if len(s) != 1+len(k)+len(".vmfs") || s[0] != 'V' || s[1+len(k):] != ".vmfs" {
-		return k, false
+	dot := strings.IndexByte(s, '.')
+	if dot < 10 || dot > 20 || len(s) != dot+2+len(k)+len(".vmfs") || s[dot+1] != 'V' || s[dot+2+len(k):] != ".vmfs" {
+		return k, "", false
 	}
-	copy(k[:], s[1:])
-	return k, true
+	for i := 0; i < dot; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return k, "", false
+		}
+	}
+	copy(k[:], s[dot+2:])
+	return k, s[:dot], true
 }
 
 // names returns vnames, built on first use. e.mu must be held.

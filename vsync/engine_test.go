@@ -108,7 +108,7 @@ func TestColdSyncDefaultFolders(t *testing.T) {
 			t.Fatal("UIDs not ascending")
 		}
 		base := maildir.BaseOf(e.Name)
-		if names[base] || !strings.HasPrefix(base, "V") {
+		if _, _, ok := parseVirtualBase(base); names[base] || !ok || !strings.HasPrefix(base, timePrefix(filepath.Base(e.Path))) {
 			t.Fatalf("bad or duplicate name %q", e.Name)
 		}
 		names[base] = true

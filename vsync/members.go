@@ -123,9 +123,9 @@ func virtualName(mem *index.Member, m *index.Message) string {
 		if i > 0 && normalInfo(m.Name[i+1:]) {
 			// The common case, in one allocation: the info part is
 			// already "2," + sorted flags.
-			return "V" + string(k[:]) + ".vmfs" + m.Name[i:]
+			return timePrefix(m.Base) + ".V" + string(k[:]) + ".vmfs" + m.Name[i:]
 		}
-		name = "V" + string(k[:]) + ".vmfs"
+		name = vbaseOf(m.Base, k)
 	}
 	if i > 0 {
 		if normalInfo(m.Name[i+1:]) {

@@ -43,8 +43,9 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 	vbase := maildir.BaseOf(vname)
 	k, ok := f.alias[vbase]
 	if !ok {
-		if vk, valid := parseVirtualBase(vbase); valid {
+		if vk, t, valid := parseVirtualBase(vbase); valid {
 			k, ok = e.names()[vk]
+			ok = ok && t == timePrefix(k.base)
 		}
 	}
 	if !ok || f.members[k] == nil {
@@ -284,7 +285,7 @@ func markedBase(vbase string) string {
 		len(vbase) > 160 {
 		return ""
 	}
-	if _, ok := parseVirtualBase(vbase); ok {
+	if _, _, ok := parseVirtualBase(vbase); ok {
 		return ""
 	}
 	return vbase + deliveredMark

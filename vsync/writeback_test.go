@@ -65,7 +65,7 @@ func TestSetFlagsKeepsEverything(t *testing.T) {
 		t.Errorf("entry after SetFlags: %+v", ent)
 	}
 	if len(f.list("Unread")) != 2 || len(notified) == 0 {
-		t.Error("the message read through the folder must linger, and the change be notified")
+		t.Fatal("the message read through the folder must linger, and the change be notified")
 	}
 	// new/ -> cur/ with a flag, for the message in new/.
 	ent, err = e.SetFlags(context.Background(), "Unread", l[1].Name, l[1].New, maildir.BaseOf(l[1].Name)+":2,S", false)

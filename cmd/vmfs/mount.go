@@ -271,8 +271,8 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 			AllowOther:  fopts.allowOther,
 			Options:     fopts.kernel,
 			DirectMount: os.Geteuid() == 0,
-			// With zero entry timeouts the kernel cannot use what READDIRPLUS
-			// returns, and it would cost a lookup per message.
+			// READDIRPLUS would cost a lookup (and a backend lstat) per
+			// message in every listing, also for `ls -f`.
 			DisableReadDirPlus: true,
 			Debug:              o.Verbose && os.Getenv("VMFS_FUSE_DEBUG") != "",
 		},
