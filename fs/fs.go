@@ -118,15 +118,9 @@ type Root struct {
 	// and CONTROL are in the mount).
 	ctl *folderDir
 
-	mu     sync.Mutex           // protects mtimes, dirs and dirty
+	mu     sync.Mutex           // protects mtimes and dirs
 	mtimes map[string]time.Time // folder → mtime of its cur/ and new/
 	dirs   map[string]*gofs.Inode
-	// dirty holds the folders whose directories' kernel caches are still
-	// to be dropped (never a change lost: directory attributes are
-	// cached); wake tells the invalidator.
-	dirty map[string]bool
-	wake  chan struct{}
-	done  chan struct{}
 	// warnedShort: the low-space warning was logged (see short).
 	warnedShort atomic.Bool
 	// refusedWalks holds the (pid, directory) pairs whose refused
@@ -137,13 +131,13 @@ type Root struct {
 var _ = (gofs.NodeOnAdder)((*Root)(nil))
 
 // NewRoot builds the view over an engine. Call Changed (from the engine's
-// OnChange) when listings change, and Close when unmounted.
+// OnChange) when listings change.
 func NewRoot(eng Engine, cfg Config) *Root {
 	if cfg.Layout == "" {
 		cfg.Layout = "fs"
 	}
 	r := &Root{eng: eng, cfg: cfg, mtimes: map[string]time.Time{}, dirs: map[string]*gofs.Inode{},
-		dirty: map[string]bool{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	}
 	r.ctl = newFolderDir(r, "")
 	return r
 }
@@ -195,23 +189,34 @@ func (r *Root) OnAdd(ctx context.Context) {
 			parent = ch
 		}
 	}
-	go r.invalidator()
 }
 
-// Changed records that the listings of folders changed: their cur/ and
-// new/ mtimes move forward at once, and the kernel's caches of the
-// directories are dropped by a goroutine of the view (never from inside a
-// FUSE handler). Message names need no invalidation: see msgDir.Lookup.
+// Changed records that the listings of folders changed: their mtimes
+// move forward, and the kernel drops its attributes of the folders'
+// directories (folder, cur/, new/) before Changed returns, so that a stat
+// after a change sees it.
+//
+// FUSE_NOTIFY_INVAL_INODE on a directory takes no lock a request holds
+// (no directory pages are cached: there is no FOPEN_CACHE_DIR), so it is
+// safe also from inside a FUSE handler, where the engine's write-back
+// calls this. Message names are never invalidated: an entry invalidation
+// takes the directory's lock, and hangs forever, unkillably, should the
+// daemon die while a client's request in that directory waits for its
+// answer (see msgDir.Lookup for why a retired name may stay cached).
 func (r *Root) Changed(folders []string) {
 	r.bump(folders)
+	var nodes []*gofs.Inode
 	r.mu.Lock()
 	for _, f := range folders {
-		r.dirty[f] = true
+		for _, kind := range []string{"", "cur", "new"} {
+			if n := r.dirs[f+"\x00"+kind]; n != nil {
+				nodes = append(nodes, n)
+			}
+		}
 	}
 	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default: // already woken: it takes every dirty folder
+	for _, n := range nodes {
+		n.NotifyContent(0, 0)
 	}
 }
 
@@ -239,39 +244,6 @@ func (r *Root) register(key string, n *gofs.Inode) {
 	r.dirs[key] = n
 	r.mu.Unlock()
 }
-
-// invalidator drops the kernel's attributes and contents of changed
-// folders' directories (the folder, cur/ and new/). FUSE_NOTIFY_INVAL_INODE
-// takes no directory lock; an entry invalidation would, and would hang
-// forever, unkillably, should the daemon die while a client's request in
-// that directory waits for its answer: message names are never
-// invalidated (see msgDir.Lookup).
-func (r *Root) invalidator() {
-	for {
-		select {
-		case <-r.done:
-			return
-		case <-r.wake:
-		}
-		r.mu.Lock()
-		var nodes []*gofs.Inode
-		for f := range r.dirty {
-			for _, kind := range []string{"", "cur", "new"} {
-				if n := r.dirs[f+"\x00"+kind]; n != nil {
-					nodes = append(nodes, n)
-				}
-			}
-		}
-		clear(r.dirty)
-		r.mu.Unlock()
-		for _, n := range nodes {
-			n.NotifyContent(0, 0)
-		}
-	}
-}
-
-// Close stops the view's goroutine.
-func (r *Root) Close() { close(r.done) }
 
 // Getattr of the root.
 func (r *Root) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {

@@ -37,7 +37,6 @@ func mountT(t *testing.T, eng Engine, cfg Config) (string, *Root) {
 		if err := srv.Unmount(); err != nil {
 			t.Errorf("unmount: %v", err)
 		}
-		root.Close()
 	})
 	return mnt, root
 }

@@ -280,7 +280,6 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", mnt, err)
 	}
-	defer view.Close()
 	slog.Info("mounted", "mountpoint", mnt, "folders", len(eng.Folders()))
 
 	done := make(chan struct{})
