@@ -136,8 +136,7 @@ func NewRoot(eng Engine, cfg Config) *Root {
 	if cfg.Layout == "" {
 		cfg.Layout = "fs"
 	}
-	r := &Root{eng: eng, cfg: cfg, mtimes: map[string]time.Time{}, dirs: map[string]*gofs.Inode{},
-	}
+	r := &Root{eng: eng, cfg: cfg, mtimes: map[string]time.Time{}, dirs: map[string]*gofs.Inode{}}
 	r.ctl = newFolderDir(r, "")
 	return r
 }
