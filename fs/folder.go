@@ -198,6 +198,7 @@ type msgDir struct {
 	mu   sync.Mutex // protects the cached listing below
 	gen  uint64
 	ents []fuse.DirEntry
+	pf   prefetch // reading ahead of clients (prefetch.go)
 }
 
 var (
@@ -293,6 +294,7 @@ func (d *msgDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 	// rename(2) would end without asking vmfs).
 	out.SetAttrTimeout(msgAttrTimeout)
 	out.SetEntryTimeout(msgEntryTimeout)
+	d.readAheadOf(vbase)
 	return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("msg", d.folder(), vbase)}), 0
 }
 
@@ -508,6 +510,9 @@ func (n *msgNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off
 	n.mu.Unlock()
 	if held != nil {
 		return preadResult(int(held.Fd()), dest, off)
+	}
+	if off == 0 {
+		n.d.readAheadOf(n.vbase) // not in the page cache: maybe the next ones neither
 	}
 	wait := time.Millisecond
 	for try := 0; ; try++ {

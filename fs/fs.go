@@ -121,6 +121,8 @@ type Root struct {
 	mu     sync.Mutex           // protects mtimes and dirs
 	mtimes map[string]time.Time // folder → mtime of its cur/ and new/
 	dirs   map[string]*gofs.Inode
+	// prefetchJobs feeds the goroutines that read ahead of clients.
+	prefetchJobs chan prefetchJob
 	// warnedShort: the low-space warning was logged (see short).
 	warnedShort atomic.Bool
 	// refusedWalks holds the (pid, directory) pairs whose refused
@@ -138,6 +140,7 @@ func NewRoot(eng Engine, cfg Config) *Root {
 	}
 	r := &Root{eng: eng, cfg: cfg, mtimes: map[string]time.Time{}, dirs: map[string]*gofs.Inode{}}
 	r.ctl = newFolderDir(r, "")
+	r.startPrefetchers()
 	return r
 }
 
