@@ -24,6 +24,7 @@ type folderDir struct {
 	ctlNode // the folder root is the top of its control tree
 	root    *Root
 	folder  string
+	id      uint64 // the folder's place among the mount's folders, from 1 (see msgIno)
 }
 
 func newFolderDir(r *Root, folder string) *folderDir {
@@ -260,7 +261,7 @@ func (d *msgDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		ents = withDots(ents)
 		for _, e := range l {
 			if e.New == d.isNew {
-				ents = append(ents, fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: ino("msg", d.folder(), maildir.BaseOf(e.Name))})
+				ents = append(ents, fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: d.fd.msgIno(e.UID)})
 			}
 		}
 		d.ents, d.gen = ents, gen
@@ -295,7 +296,18 @@ func (d *msgDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*
 	out.SetAttrTimeout(msgAttrTimeout)
 	out.SetEntryTimeout(msgEntryTimeout)
 	d.readAheadOf(vbase)
-	return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("msg", d.folder(), vbase)}), 0
+	return d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fd.msgIno(e.UID)}), 0
+}
+
+// msgIno is a message's inode number: the folder's id, then its UID.
+// Unique in the mount (UIDs are never reused in a folder), the same for
+// the message whatever its name, and ascending in listing order: mutt
+// reads a folder's messages sorted by inode number (to follow the disk),
+// which then is the backend's delivery order — with hashed numbers it was
+// a random walk over the disk, and the read-ahead (prefetch.go) guessed
+// wrong. Below 1<<62: control files' numbers have bit 62 set (ctlIno).
+func (fd *folderDir) msgIno(uid uint32) uint64 {
+	return fd.id<<40 | uint64(uid)
 }
 
 func (d *msgDir) Unlink(ctx context.Context, name string) syscall.Errno {

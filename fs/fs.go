@@ -152,7 +152,8 @@ func (r *Root) OnAdd(ctx context.Context) {
 		slog.Error("control directory", "err", err)
 	}
 	addRights(ctx, &r.Inode, "root", r.cfg.UID, r.cfg.GID)
-	for _, name := range r.eng.Folders() {
+	for i, name := range r.eng.Folders() {
+		id := uint64(i + 1)
 		r.mu.Lock()
 		r.mtimes[name] = now
 		r.mu.Unlock()
@@ -169,7 +170,9 @@ func (r *Root) OnAdd(ctx context.Context) {
 			if ch == nil {
 				var node gofs.InodeEmbedder = &parentDir{}
 				if i == len(parts)-1 {
-					node = newFolderDir(r, name)
+					fd := newFolderDir(r, name)
+					fd.id = id
+					node = fd
 				}
 				ch = parent.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
 				parent.AddChild(p, ch, false)
@@ -179,6 +182,7 @@ func (r *Root) OnAdd(ctx context.Context) {
 			} else if i == len(parts)-1 {
 				// "A" was created as a parent of "A/B" and is a folder too.
 				fd := newFolderDir(r, name)
+				fd.id = id
 				nch := parent.NewPersistentInode(ctx, fd, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
 				for cn, c := range ch.Children() {
 					if c.IsDir() { // the nested folders, not the parent's rights file
