@@ -203,7 +203,9 @@ var fuseRequest = regexp.MustCompile(`rx \d+: ([A-Z_]+) `)
 // message.
 func (c *comparison) counts(what string, p *vmfsProc, f func(), msgs int) {
 	p.log.Reset()
+	start := time.Now()
 	f()
+	took := time.Since(start)
 	time.Sleep(200 * time.Millisecond) // the last requests' log lines
 	got := map[string]int{}
 	for _, m := range fuseRequest.FindAllStringSubmatch(p.log.String(), -1) {
@@ -218,5 +220,5 @@ func (c *comparison) counts(what string, p *vmfsProc, f func(), msgs int) {
 	for _, op := range ops {
 		fmt.Fprintf(&b, " %s %d (%.2f/message)", op, got[op], float64(got[op])/float64(msgs))
 	}
-	c.t.Logf("FUSE requests, %s, %d messages:%s", what, msgs, b.String())
+	c.t.Logf("FUSE requests, %s, %d messages (%s, logging every request):%s", what, msgs, took.Round(time.Millisecond), b.String())
 }
