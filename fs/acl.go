@@ -2,6 +2,9 @@ package fs
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -65,4 +68,35 @@ func (f *rightsFile) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.S
 func addRights(ctx context.Context, dir *gofs.Inode, path string, uid, gid uint32) {
 	acl := dir.NewPersistentInode(ctx, newRightsFile(uid, gid), gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino("acl", path)})
 	dir.AddChild(aclFile, acl, true)
+}
+
+// grantsDelete reports whether a Dovecot vfile ACL grants someone the
+// right to delete the mailbox (x) or to change rights (a): a search
+// folder's rights file may be replaced only by one that grants neither.
+func grantsDelete(acl []byte) bool {
+	for _, line := range strings.Split(string(acl), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		id, rights, _ := strings.Cut(line, " ")
+		if strings.HasPrefix(id, "-") { // negative rights take rights away
+			continue
+		}
+		if strings.ContainsAny(rights, "xa") || strings.Contains(rights, ":delete") || strings.Contains(rights, ":admin") {
+			return true
+		}
+	}
+	return false
+}
+
+// writeRights gives a search folder its rights file, a control file
+// (Dovecot's CREATE copies its parent's rights into it, through a dotlock
+// and a rename, which a fixed rights file would refuse).
+func writeRights(dir string) error {
+	p := filepath.Join(dir, aclFile)
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
+	return os.WriteFile(p, []byte(aclRights), 0o600)
 }

@@ -194,6 +194,9 @@ func (n *ctlNode) Write(ctx context.Context, fh gofs.FileHandle, data []byte, of
 	if n.fd.root.short() {
 		return 0, syscall.ENOSPC
 	}
+	if n.isRights() {
+		return 0, syscall.EACCES
+	}
 	if w, ok := fh.(gofs.FileWriter); ok {
 		return w.Write(ctx, data, off)
 	}
@@ -241,6 +244,9 @@ func (n *ctlNode) OnForget() {
 
 func (n *ctlNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	p := n.path()
+	if n.isRights() {
+		return syscall.EACCES
+	}
 	if sz, ok := in.GetSize(); ok {
 		if st, err := lstat(p); err == nil && int64(sz) > st.Size && n.fd.root.short() {
 			return syscall.ENOSPC
@@ -354,8 +360,36 @@ func (n *ctlNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return errnoOf(syscall.Rmdir(filepath.Join(n.path(), name)))
 }
 
+// Link inside a folder's control tree is a real link (Dovecot's dotlocks
+// link a temporary file to NAME.lock); anything else answers EXDEV.
 func (n *ctlNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return nil, syscall.EXDEV
+	t, ok := target.(*ctlNode)
+	if !ok || t.fd != n.fd || t.top() {
+		return nil, syscall.EXDEV
+	}
+	if n.fd.root.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if n.top() && isACL(name) {
+		return nil, syscall.EACCES
+	}
+	if n.fd.root.short() {
+		return nil, syscall.ENOSPC
+	}
+	if err := os.Link(t.path(), filepath.Join(n.path(), name)); err != nil {
+		return nil, errnoOf(err)
+	}
+	return n.child(ctx, name, out)
+}
+
+// isRights reports whether the node is a search folder's rights file
+// (written only by renaming another file over it).
+func (n *ctlNode) isRights() bool {
+	if n.top() {
+		return false
+	}
+	name, parent := n.Parent()
+	return parent == &n.fd.Inode && isACL(name)
 }
 
 // ctlOf returns the control node behind a directory of the same folder.
@@ -396,6 +430,15 @@ func (n *ctlNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		return syscall.EXDEV
 	}
 	if dst.top() && isACL(newName) { // tmp/X → the folder's rights file
+		// A search folder's may be replaced by one that grants no one
+		// the delete or admin right (Dovecot's CREATE copies the parent's
+		// rights); a configured folder's is fixed.
+		b, err := os.ReadFile(src)
+		if !dst.fd.search() || err != nil || grantsDelete(b) {
+			return syscall.EACCES
+		}
+	}
+	if isACL(name) && n.top() {
 		return syscall.EACCES
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, filepath.Join(dst.path(), newName), uint(flags)); err != nil {

@@ -25,6 +25,49 @@ type folderDir struct {
 	root    *Root
 	folder  string
 	id      uint64 // the folder's place among the mount's folders, from 1 (see msgIno)
+
+	// A search folder just made by mkdir hides its cur/ new/ tmp/ from
+	// the process that made it, for a moment, until it makes them itself:
+	// Dovecot's CREATE mkdirs them right after the folder and takes EEXIST
+	// for "mailbox already exists". Other processes see them at once.
+	mu         sync.Mutex // protects madeBy, madeAt and pendingSub
+	madeBy     uint32
+	madeAt     time.Time
+	pendingSub map[string]bool
+}
+
+// search reports whether the folder was made by mkdir (its rights file
+// is a control file, see writeRights).
+func (fd *folderDir) search() bool {
+	return fd.folder != "" && fd.root.cfg.Searches != nil && fd.root.cfg.Searches.Made(fd.folder)
+}
+
+// madeSubdirWindow is how long a new search folder hides its cur/ new/
+// tmp/ from the process that made it.
+const madeSubdirWindow = 2 * time.Second
+
+// hides reports whether name (cur, new or tmp) is still to be made by the
+// process asking, which just made the folder.
+func (fd *folderDir) hides(ctx context.Context, name string) bool {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	if !fd.pendingSub[name] || time.Since(fd.madeAt) > madeSubdirWindow {
+		return false
+	}
+	c, ok := ctx.(*fuse.Context)
+	return ok && c.Caller.Pid == fd.madeBy
+}
+
+// madeBy records that the process of ctx made the folder with mkdir.
+func (fd *folderDir) made(ctx context.Context) {
+	c, ok := ctx.(*fuse.Context)
+	if !ok || c.Caller.Pid == 0 {
+		return
+	}
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	fd.madeBy, fd.madeAt = c.Caller.Pid, time.Now()
+	fd.pendingSub = map[string]bool{"cur": true, "new": true, "tmp": true}
 }
 
 func newFolderDir(r *Root, folder string) *folderDir {
@@ -67,7 +110,13 @@ func (fd *folderDir) OnAdd(ctx context.Context) {
 	fd.root.register(fd.folder+"\x00", &fd.Inode)
 	tmp := fd.NewPersistentInode(ctx, &ctlNode{fd: fd}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("tmp", fd.folder)})
 	fd.AddChild("tmp", tmp, true)
-	addRights(ctx, &fd.Inode, "folder\x00"+fd.folder, fd.root.cfg.UID, fd.root.cfg.GID)
+	if fd.search() {
+		if err := writeRights(fd.real()); err != nil {
+			slog.Error("rights file of a search folder", "folder", fd.folder, "err", err)
+		}
+	} else {
+		addRights(ctx, &fd.Inode, "folder\x00"+fd.folder, fd.root.cfg.UID, fd.root.cfg.GID)
+	}
 }
 
 // reserved reports names that are part of the folder's structure.
@@ -86,6 +135,9 @@ func (fd *folderDir) reserved(name string) *gofs.Inode {
 }
 
 func (fd *folderDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if fd.hides(ctx, name) {
+		return nil, syscall.ENOENT
+	}
 	if ch := fd.reserved(name); ch != nil {
 		if ga, ok := ch.Operations().(gofs.NodeGetattrer); ok {
 			var a fuse.AttrOut
@@ -151,6 +203,9 @@ func touchDir(in *fuse.SetAttrIn, attr func() syscall.Errno) syscall.Errno {
 }
 
 func (fd *folderDir) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if isACL(name) {
+		return nil, nil, 0, syscall.EACCES // replaced only by a rename (ctlNode.Rename)
+	}
 	if fd.reserved(name) != nil {
 		return nil, nil, 0, syscall.EEXIST
 	}
@@ -158,8 +213,21 @@ func (fd *folderDir) Create(ctx context.Context, name string, flags, mode uint32
 }
 
 func (fd *folderDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if fd.reserved(name) != nil {
-		return nil, syscall.EEXIST
+	if ch := fd.reserved(name); ch != nil {
+		if !fd.hides(ctx, name) {
+			return nil, syscall.EEXIST
+		}
+		fd.mu.Lock()
+		delete(fd.pendingSub, name)
+		fd.mu.Unlock()
+		if ga, ok := ch.Operations().(gofs.NodeGetattrer); ok {
+			var a fuse.AttrOut
+			ga.Getattr(ctx, nil, &a)
+			out.Attr = a.Attr
+			out.SetAttrTimeout(a.Timeout())
+		}
+		out.SetEntryTimeout(dirEntryTimeout)
+		return ch, 0
 	}
 	return fd.ctlNode.Mkdir(ctx, name, mode, out)
 }

@@ -60,6 +60,21 @@ type Config struct {
 	// Mountpoint is where the view is mounted (absolute, symlinks
 	// resolved); it lets Unlink recognise a recursive delete (rmguard.go).
 	Mountpoint string
+	// Searches makes the folders users create with mkdir at the root; nil
+	// refuses mkdir there (EACCES).
+	Searches Searches
+}
+
+// Searches makes and removes search folders: folders whose query is
+// their name, made by mkdir at the mount root and removed by rmdir.
+type Searches interface {
+	// Make adds the folder (an error wrapping iofs.ErrInvalid when name
+	// is not a query, iofs.ErrExist when it exists).
+	Make(ctx context.Context, name string) error
+	// Remove removes a folder Make made.
+	Remove(ctx context.Context, name string) error
+	// Made reports whether Make made the folder.
+	Made(name string) bool
 }
 
 // errnoOf maps an error to the errno the kernel gets: the only place
@@ -118,9 +133,10 @@ type Root struct {
 	// and CONTROL are in the mount).
 	ctl *folderDir
 
-	mu     sync.Mutex           // protects mtimes and dirs
+	mu     sync.Mutex           // protects mtimes, dirs and nextID
 	mtimes map[string]time.Time // folder → mtime of its cur/ and new/
 	dirs   map[string]*gofs.Inode
+	nextID uint64 // the id of the next folder (folderDir.id)
 	// prefetchJobs feeds the goroutines that read ahead of clients.
 	prefetchJobs chan prefetchJob
 	// warnedShort: the low-space warning was logged (see short).
@@ -152,7 +168,9 @@ func (r *Root) OnAdd(ctx context.Context) {
 		slog.Error("control directory", "err", err)
 	}
 	addRights(ctx, &r.Inode, "root", r.cfg.UID, r.cfg.GID)
-	for i, name := range r.eng.Folders() {
+	folders := r.eng.Folders()
+	r.nextID = uint64(len(folders)) + 1
+	for i, name := range folders {
 		id := uint64(i + 1)
 		r.mu.Lock()
 		r.mtimes[name] = now
@@ -261,9 +279,43 @@ func (r *Root) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOu
 
 var _ = (gofs.NodeGetattrer)((*Root)(nil))
 
-// Mkdir at the root: folder creation is not supported by configuration.
+// Mkdir at the root makes a search folder: its name is its query (SPEC
+// §5), in the Maildir++ layout after the leading dot. It lists its
+// members when mkdir returns.
 func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return nil, syscall.EACCES
+	if r.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	folder := name
+	if r.cfg.Layout == "maildir++" {
+		if !strings.HasPrefix(name, ".") || len(name) < 2 {
+			return nil, syscall.EACCES
+		}
+		folder = name[1:]
+	}
+	if r.cfg.Searches == nil || strings.Contains(folder, "/") {
+		return nil, syscall.EACCES
+	}
+	if r.folderChild(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	if err := r.cfg.Searches.Make(ctx, folder); err != nil {
+		return nil, errnoOf(err)
+	}
+	fd := newFolderDir(r, folder)
+	r.mu.Lock()
+	fd.id = r.nextID
+	r.nextID++
+	r.mtimes[folder] = time.Now()
+	r.mu.Unlock()
+	fd.made(ctx)
+	ch := r.NewPersistentInode(ctx, fd, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", name)})
+	var a fuse.AttrOut
+	folderAttr(r, folder, &a)
+	out.Attr = a.Attr
+	out.SetAttrTimeout(a.Timeout())
+	out.SetEntryTimeout(dirEntryTimeout)
+	return ch, 0
 }
 
 // folderChild returns a folder, a parent directory or the rights file at
@@ -332,13 +384,33 @@ func (r *Root) Unlink(ctx context.Context, name string) syscall.Errno {
 	return r.ctl.ctlNode.Unlink(ctx, name)
 }
 
-// Rmdir at the root: a folder is never removed this way (SPEC §5:
-// deleting a folder never deletes or hides mail); a control directory is.
+// Rmdir at the root removes a search folder's definition and its
+// control files, even with cur/ new/ tmp/ inside (as fsmu allows); never
+// a backend message. A configured folder answers EBUSY (SPEC §5: deleting
+// a folder never deletes or hides mail); a control directory is removed.
 func (r *Root) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if r.folderChild(name) != nil {
+	ch := r.folderChild(name)
+	if ch == nil {
+		return r.ctl.ctlNode.Rmdir(ctx, name)
+	}
+	fd, ok := ch.Operations().(*folderDir)
+	if !ok || r.cfg.ReadOnly || r.cfg.Searches == nil || !r.cfg.Searches.Made(fd.folder) {
 		return syscall.EBUSY
 	}
-	return r.ctl.ctlNode.Rmdir(ctx, name)
+	if err := r.cfg.Searches.Remove(ctx, fd.folder); err != nil {
+		return errnoOf(err)
+	}
+	if err := os.RemoveAll(fd.real()); err != nil {
+		slog.Warn("control files of a removed search folder", "folder", fd.folder, "err", err)
+	}
+	r.mu.Lock()
+	for _, kind := range []string{"", "cur", "new"} {
+		delete(r.dirs, fd.folder+"\x00"+kind)
+	}
+	delete(r.mtimes, fd.folder)
+	r.mu.Unlock()
+	ch.ForgetPersistent()
+	return 0
 }
 
 // Rename of a control file at the root; folders are not renamed.

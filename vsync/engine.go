@@ -185,48 +185,17 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		cfg.Now = time.Now
 	}
 	e := &Engine{cfg: cfg, folders: map[string]*folder{}}
-	var needs []query.Needs
 	for _, d := range cfg.Folders {
 		if _, dup := e.folders[d.Name]; dup {
 			return nil, fmt.Errorf("folder %q defined twice", d.Name)
 		}
-		f := &folder{def: d, members: map[key]*index.Member{}, alias: map[string]key{}}
-		h := fnv.New64a()
-		texts := []string{d.Query}
-		if d.Dovecot != nil {
-			texts = d.Dovecot.Rules
-			for _, b := range d.Dovecot.Boxes {
-				fmt.Fprintf(h, "%q %v %d|", b.Name, b.Negative, b.Rule)
-			}
-		} else {
-			fmt.Fprintf(h, "%q|", d.Mailboxes)
+		f, err := newFolder(d)
+		if err != nil {
+			return nil, err
 		}
-		for _, t := range texts {
-			q, err := query.Compile(t)
-			if err != nil {
-				return nil, fmt.Errorf("folder %s: %w", d.Name, err)
-			}
-			f.rules = append(f.rules, q)
-			needs = append(needs, q.Needs())
-			f.needsStat = f.needsStat || q.Needs().Stat
-			fmt.Fprintf(h, "%q|", q.Root.String())
-		}
-		f.hash = h.Sum64()
 		e.folders[d.Name] = f
-		e.order = append(e.order, d.Name)
 	}
-	sort.Strings(e.order)
-	// Updates evaluate folders without size or date conditions first: a
-	// message they take is stat()ed (ensureStat), and then the others
-	// can see it too.
-	for _, pass := range []bool{false, true} {
-		for _, name := range e.order {
-			if e.folders[name].needsStat == pass {
-				e.evalOrder = append(e.evalOrder, name)
-			}
-		}
-	}
-	e.needs, e.needsHash = unionNeeds(needs)
+	e.arrange()
 
 	t0 := time.Now()
 	st, err := index.Open(stateDir)
@@ -324,6 +293,112 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	}
 	slog.Debug("index loaded", "open", tOpen, "load", tLoad-tOpen, "engine", time.Since(t0)-tLoad)
 	return e, nil
+}
+
+// newFolder compiles a folder's definition.
+func newFolder(d Folder) (*folder, error) {
+	f := &folder{def: d, members: map[key]*index.Member{}, alias: map[string]key{}}
+	h := fnv.New64a()
+	texts := []string{d.Query}
+	if d.Dovecot != nil {
+		texts = d.Dovecot.Rules
+		for _, b := range d.Dovecot.Boxes {
+			fmt.Fprintf(h, "%q %v %d|", b.Name, b.Negative, b.Rule)
+		}
+	} else {
+		fmt.Fprintf(h, "%q|", d.Mailboxes)
+	}
+	for _, t := range texts {
+		q, err := query.Compile(t)
+		if err != nil {
+			return nil, fmt.Errorf("folder %s: %w", d.Name, err)
+		}
+		f.rules = append(f.rules, q)
+		f.needsStat = f.needsStat || q.Needs().Stat
+		fmt.Fprintf(h, "%q|", q.Root.String())
+	}
+	f.hash = h.Sum64()
+	return f, nil
+}
+
+// arrange orders the folders and computes what the index must hold for
+// them. Updates evaluate folders without size or date conditions first: a
+// message they take is stat()ed (ensureStat), and then the others can see
+// it too. e.mu must be held once the engine is running.
+func (e *Engine) arrange() {
+	e.order, e.evalOrder = e.order[:0], e.evalOrder[:0]
+	var needs []query.Needs
+	for name, f := range e.folders {
+		e.order = append(e.order, name)
+		for _, q := range f.rules {
+			needs = append(needs, q.Needs())
+		}
+	}
+	sort.Strings(e.order)
+	for _, pass := range []bool{false, true} {
+		for _, name := range e.order {
+			if e.folders[name].needsStat == pass {
+				e.evalOrder = append(e.evalOrder, name)
+			}
+		}
+	}
+	if e.store != nil {
+		// What the index holds only grows while running: a removed
+		// folder's headers stay (dropping them would re-read every
+		// message).
+		needs = append(needs, e.needs)
+	}
+	e.needs, e.needsHash = unionNeeds(needs)
+}
+
+// AddFolder adds a folder while running (a search made with mkdir): its
+// membership is computed at once, reading the backend files again if its
+// query needs headers the index does not hold.
+func (e *Engine) AddFolder(ctx context.Context, d Folder) error {
+	f, err := newFolder(d)
+	if err != nil {
+		return err
+	}
+	if err := e.lockOp(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if _, dup := e.folders[d.Name]; dup {
+		e.mu.Unlock()
+		e.op.Unlock()
+		return fmt.Errorf("folder %q: %w", d.Name, maildir.ErrExist)
+	}
+	f.state = index.FolderState{DefHash: f.hash, UIDValidity: uint32(e.cfg.Now().Unix()), NextUID: 1}
+	f.rebuild = true
+	e.folders[d.Name] = f
+	e.arrange()
+	e.mu.Unlock()
+	e.op.Unlock()
+	return e.Sync(ctx)
+}
+
+// RemoveFolder removes a folder while running (rmdir of a search): its
+// members and state leave the index. No backend file is touched.
+func (e *Engine) RemoveFolder(name string) error {
+	if err := e.lockOp(); err != nil {
+		return err
+	}
+	defer e.op.Unlock()
+	e.mu.Lock()
+	f := e.folders[name]
+	if f == nil {
+		e.mu.Unlock()
+		return fmt.Errorf("folder %q: %w", name, ErrNotFound)
+	}
+	b := e.store.NewBatch()
+	for _, mem := range f.members {
+		b.DeleteMember(name, mem)
+	}
+	b.DeleteFolder(name)
+	delete(e.folders, name)
+	e.arrange()
+	e.mu.Unlock()
+	return b.Commit()
 }
 
 // Close flushes and closes the index.

@@ -2,6 +2,7 @@ package vsync
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -624,4 +625,59 @@ func TestDeferredStat(t *testing.T) {
 	checkEntries("Big", big)
 	checkEntries("Young", young)
 	checkEntries("Unread", unread)
+}
+
+// TestAddAndRemoveFolder: a folder added while running (mkdir of a
+// search) lists its members at once, also with a header query the index
+// did not hold; removed, it leaves the index and no backend file changes.
+func TestAddAndRemoveFolder(t *testing.T) {
+	f := newFixture(t, 300)
+	e := f.open(DefaultFolders())
+	before := truth(t, f.root, func(string, string) bool { return true })
+	// A header query: the default folders index no From. The truth is
+	// the same folder configured from the start, on a fresh index.
+	d := Folder{Name: "FROM smith", Mailboxes: []string{"*", "-Trash", "-Junk", "-Spam"}, Query: "FROM smith"}
+	fresh, err := Open(filepath.Join(t.TempDir(), "fresh"), Config{Root: f.root, Folders: []Folder{d}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := fresh.List(d.Name)
+	want := len(l)
+	fresh.Close()
+	if err := e.AddFolder(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(f.list("FROM smith")); got != want || want == 0 {
+		t.Fatalf("added folder lists %d, truth %d", got, want)
+	}
+	if err := e.AddFolder(context.Background(), d); !errors.Is(err, maildir.ErrExist) {
+		t.Fatalf("adding it twice: %v", err)
+	}
+	if err := e.AddFolder(context.Background(), Folder{Name: "bad", Query: "FROM"}); err == nil {
+		t.Fatal("a bad query was added")
+	}
+	if err := e.RemoveFolder("FROM smith"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.List("FROM smith"); err == nil {
+		t.Fatal("removed folder still lists")
+	}
+	for _, name := range e.Folders() {
+		if name == "FROM smith" {
+			t.Fatal("removed folder still in Folders")
+		}
+	}
+	if after := truth(t, f.root, func(string, string) bool { return true }); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Fatal("backend changed")
+	}
+	e.Close()
+	// Gone from the index: reopened with it again, it starts afresh.
+	e = f.open(append(DefaultFolders(), d))
+	if got := len(f.list("FROM smith")); got != want {
+		t.Fatalf("re-added after reopen lists %d, want %d", got, want)
+	}
+	e.Close()
 }

@@ -93,7 +93,11 @@ func control(ctx context.Context, cfg *config, root string, req controlRequest) 
 	if _, serr := os.Stat(filepath.Join(state, "index")); serr != nil {
 		return controlResponse{}, fmt.Errorf("no index for %s in %s: mount it once first", root, cfg.State)
 	}
-	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{Root: root, Folders: cfg.Folders, Linger: cfg.Linger, Inspect: true})
+	folders, _, err := withSearches(cfg.Folders, state)
+	if err != nil {
+		return controlResponse{}, err
+	}
+	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{Root: root, Folders: folders, Linger: cfg.Linger, Inspect: true})
 	if errors.Is(err, index.ErrLocked) {
 		return controlResponse{}, fmt.Errorf("a vmfs is running on %s but its control socket does not answer", state)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,7 +54,14 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, mb := range tree.Mailboxes {
 		all = append(all, mb.Name)
 	}
-	for _, f := range cfg.Folders {
+	folders, kept, err := withSearches(cfg.Folders, stateFor(cfg.State, resolvedRoot(root)))
+	if err != nil {
+		return err
+	}
+	for _, f := range folders {
+		if slices.Contains(kept, f.Name) {
+			f.Name += " (made with mkdir)"
+		}
 		var names []string
 		q := f.Query
 		if f.Dovecot != nil {
@@ -154,4 +162,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "wrote %d messages in %d mailboxes under %s\n", len(msgs), 10, fs.Arg(0))
 	return nil
+}
+
+// resolvedRoot is root as mount names its state: absolute, symlinks
+// resolved.
+func resolvedRoot(root string) string {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return root
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r
+	}
+	return abs
 }

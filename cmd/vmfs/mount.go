@@ -161,6 +161,10 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return err
 	}
+	folders, kept, err := withSearches(o.Folders, state)
+	if err != nil {
+		return err
+	}
 	// The backend root's owner owns what the mount shows and what vmfs
 	// creates in the backend (as root over another user's Maildir).
 	var rootSt syscall.Stat_t
@@ -176,7 +180,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	var viewPtr atomic.Pointer[vfs.Root]
 	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{
 		Root:    root,
-		Folders: o.Folders,
+		Folders: folders,
 		Linger:  o.Linger,
 		Trash:   o.Trash,
 		Owner:   owner,
@@ -258,6 +262,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	defer stopControl()
 
 	view := vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: fopts.readOnly, Mountpoint: mnt,
+		Searches: &searches{state: state, eng: eng, names: kept},
 		UID: rootSt.Uid, GID: rootSt.Gid})
 	viewPtr.Store(view)
 	zero := time.Duration(0)
