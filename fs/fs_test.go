@@ -137,3 +137,23 @@ func TestReadOnly(t *testing.T) {
 		t.Error("backend changed")
 	}
 }
+
+func TestGrantsDelete(t *testing.T) {
+	for _, tc := range []struct {
+		acl  string
+		want bool
+	}{
+		{aclRights, false},
+		{"owner lrwstipek\n", false},
+		{"owner lrwstipekx\n", true},
+		{"user=alice lra\n", true},
+		{"owner :lookup :read :delete\n", true},
+		{"# owner x\n\nanyone lr\n", false},
+		{"-owner x\nowner lr\n", false},
+		{"", false},
+	} {
+		if got := grantsDelete([]byte(tc.acl)); got != tc.want {
+			t.Errorf("grantsDelete(%q) = %v, want %v", tc.acl, got, tc.want)
+		}
+	}
+}

@@ -66,6 +66,26 @@ func TestMkdirSearch(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "cur"), 0o700); !errors.Is(err, os.ErrExist) {
 		t.Errorf("a second mkdir of cur: %v, want EEXIST", err)
 	}
+	// Its rights file withholds the delete right, and cannot be made to
+	// grant it: not by writing, removing or renaming over it.
+	acl := filepath.Join(dir, "dovecot-acl")
+	if b, err := os.ReadFile(acl); err != nil || !strings.Contains(string(b), "owner lrwstipek\n") {
+		t.Fatalf("rights file: %q %v", b, err)
+	}
+	if err := os.WriteFile(acl, []byte("owner lrwstipekxa\n"), 0o600); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("write of the rights file: %v, want EACCES", err)
+	}
+	if err := os.Remove(acl); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("rm of the rights file: %v, want EACCES", err)
+	}
+	lock := filepath.Join(dir, "dovecot-acl.lock")
+	if err := os.WriteFile(lock, []byte("owner lrwstipekx\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(lock, acl); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("rename of rights granting x over the rights file: %v, want EACCES", err)
+	}
+	os.Remove(lock)
 	// Live like every folder.
 	quickDeliver(t, root, "From: alice@example.org\nSubject: later\n\nx\n")
 	eventually(t, 2*time.Second, func() string {
