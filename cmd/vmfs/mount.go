@@ -263,7 +263,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 
 	view := vfs.NewRoot(eng, vfs.Config{Layout: o.Layout, StateDir: state, ReadOnly: fopts.readOnly, Mountpoint: mnt,
 		Searches: &searches{state: state, eng: eng, names: kept},
-		UID: rootSt.Uid, GID: rootSt.Gid})
+		UID:      rootSt.Uid, GID: rootSt.Gid})
 	viewPtr.Store(view)
 	zero := time.Duration(0)
 	srv, err := gofs.Mount(mnt, view, &gofs.Options{
