@@ -643,9 +643,10 @@ func (n *msgNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
 // Kernel cache lifetimes. What else is shown is not cached: other
 // processes change the backend.
 const (
-	dirEntryTimeout = time.Hour   // folders and their cur/ new/ tmp/ exist as long as the mount
-	dirAttrTimeout  = time.Minute // a bound, should a folder's invalidation be missed
-	msgAttrTimeout  = time.Minute // a message's size and mtime never change
+	dirEntryTimeout  = time.Hour   // a folder's cur/ new/ tmp/ exist as long as the folder
+	rootEntryTimeout = time.Second // folders come and go with the configuration
+	dirAttrTimeout   = time.Minute // a bound, should a folder's invalidation be missed
+	msgAttrTimeout   = time.Minute // a message's size and mtime never change
 	// msgEntryTimeout is how long the kernel keeps a message's name: a
 	// retired one can be stat()ed and read that long (listings are never
 	// cached). One minute keeps a folder that a client reopens warm: a

@@ -171,48 +171,114 @@ func (r *Root) OnAdd(ctx context.Context) {
 	folders := r.eng.Folders()
 	r.nextID = uint64(len(folders)) + 1
 	for i, name := range folders {
-		id := uint64(i + 1)
-		r.mu.Lock()
-		r.mtimes[name] = now
-		r.mu.Unlock()
-		parent := &r.Inode
-		var parts []string
-		if r.cfg.Layout == "maildir++" {
-			parts = []string{"." + strings.ReplaceAll(name, "/", ".")}
-		} else {
-			parts = strings.Split(name, "/")
-		}
-		for i, p := range parts {
-			path := strings.Join(parts[:i+1], "/")
-			ch := parent.GetChild(p)
-			if ch == nil {
-				var node gofs.InodeEmbedder = &parentDir{}
-				if i == len(parts)-1 {
-					fd := newFolderDir(r, name)
-					fd.id = id
-					node = fd
-				}
-				ch = parent.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
-				parent.AddChild(p, ch, false)
-				if i < len(parts)-1 { // a parent only, for now
-					addRights(ctx, ch, "parent\x00"+path, r.cfg.UID, r.cfg.GID)
-				}
-			} else if i == len(parts)-1 {
-				// "A" was created as a parent of "A/B" and is a folder too.
+		r.addFolderNode(ctx, name, uint64(i+1), now)
+	}
+}
+
+// addFolderNode hangs a folder's directory (and the parent directories
+// of a nested name) under the root.
+func (r *Root) addFolderNode(ctx context.Context, name string, id uint64, now time.Time) {
+	r.mu.Lock()
+	r.mtimes[name] = now
+	r.mu.Unlock()
+	parent := &r.Inode
+	var parts []string
+	if r.cfg.Layout == "maildir++" {
+		parts = []string{"." + strings.ReplaceAll(name, "/", ".")}
+	} else {
+		parts = strings.Split(name, "/")
+	}
+	for i, p := range parts {
+		path := strings.Join(parts[:i+1], "/")
+		ch := parent.GetChild(p)
+		if ch == nil {
+			var node gofs.InodeEmbedder = &parentDir{}
+			if i == len(parts)-1 {
 				fd := newFolderDir(r, name)
 				fd.id = id
-				nch := parent.NewPersistentInode(ctx, fd, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
-				for cn, c := range ch.Children() {
-					if c.IsDir() { // the nested folders, not the parent's rights file
-						nch.AddChild(cn, c, true)
-					}
-				}
-				parent.AddChild(p, nch, true)
-				ch = nch
+				node = fd
 			}
-			parent = ch
+			ch = parent.NewPersistentInode(ctx, node, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
+			parent.AddChild(p, ch, false)
+			if i < len(parts)-1 { // a parent only, for now
+				addRights(ctx, ch, "parent\x00"+path, r.cfg.UID, r.cfg.GID)
+			}
+		} else if i == len(parts)-1 {
+			// "A" was created as a parent of "A/B" and is a folder too.
+			fd := newFolderDir(r, name)
+			fd.id = id
+			nch := parent.NewPersistentInode(ctx, fd, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", path)})
+			for cn, c := range ch.Children() {
+				if c.IsDir() { // the nested folders, not the parent's rights file
+					nch.AddChild(cn, c, true)
+				}
+			}
+			parent.AddChild(p, nch, true)
+			ch = nch
+		}
+		parent = ch
+	}
+}
+
+// AddFolder shows a folder added while mounted (the configuration was
+// edited). Never from inside a FUSE handler.
+func (r *Root) AddFolder(name string) {
+	r.mu.Lock()
+	id := r.nextID
+	r.nextID++
+	r.mu.Unlock()
+	r.addFolderNode(context.Background(), name, id, time.Now())
+}
+
+// RemoveFolder stops showing a folder removed while mounted. The kernel
+// keeps the names of the root's folders a second (rootEntryTimeout), so
+// no invalidation is needed (an entry invalidation could hang a dying
+// daemon, see Changed).
+func (r *Root) RemoveFolder(name string) {
+	parts := strings.Split(name, "/")
+	if r.cfg.Layout == "maildir++" {
+		parts = []string{"." + strings.ReplaceAll(name, "/", ".")}
+	}
+	parent := &r.Inode
+	for _, p := range parts[:len(parts)-1] {
+		if parent = parent.GetChild(p); parent == nil {
+			return
 		}
 	}
+	leaf := parts[len(parts)-1]
+	ch := parent.GetChild(leaf)
+	if ch == nil {
+		return
+	}
+	fd, ok := ch.Operations().(*folderDir)
+	if !ok || fd.folder != name {
+		return
+	}
+	if hasFolders(ch) {
+		// "A" is also the parent of "A/B": its directory stays until the
+		// next mount (its listing is empty from now on).
+		slog.Warn("a removed folder holds nested folders: its directory stays until vmfs is mounted again", "folder", name)
+	} else {
+		parent.RmChild(leaf)
+		ch.ForgetPersistent()
+	}
+	r.mu.Lock()
+	for _, kind := range []string{"", "cur", "new"} {
+		delete(r.dirs, name+"\x00"+kind)
+	}
+	delete(r.mtimes, name)
+	r.mu.Unlock()
+}
+
+// hasFolders reports whether a folder directory also holds nested folders.
+func hasFolders(n *gofs.Inode) bool {
+	for _, c := range n.Children() {
+		switch c.Operations().(type) {
+		case *folderDir, *parentDir:
+			return true
+		}
+	}
+	return false
 }
 
 // Changed records that the listings of folders changed: their mtimes
@@ -314,7 +380,7 @@ func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	folderAttr(r, folder, &a)
 	out.Attr = a.Attr
 	out.SetAttrTimeout(a.Timeout())
-	out.SetEntryTimeout(dirEntryTimeout)
+	out.SetEntryTimeout(rootEntryTimeout)
 	return ch, 0
 }
 
@@ -339,7 +405,9 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 			out.Attr = a.Attr
 			out.SetAttrTimeout(a.Timeout())
 		}
-		out.SetEntryTimeout(dirEntryTimeout) // folders exist as long as the mount
+		// A folder may go when the configuration is edited: the kernel
+		// keeps its name a second, and asks again.
+		out.SetEntryTimeout(rootEntryTimeout)
 		return ch, 0
 	}
 	return r.ctl.ctlNode.Lookup(ctx, name, out)

@@ -377,6 +377,35 @@ func (e *Engine) AddFolder(ctx context.Context, d Folder) error {
 	return e.Sync(ctx)
 }
 
+// RedefineFolder changes a folder's definition while running (the
+// configuration was edited): its membership is rebuilt at once, and
+// messages that still match keep their names and UIDs (SPEC §6.6).
+func (e *Engine) RedefineFolder(ctx context.Context, d Folder) error {
+	nf, err := newFolder(d)
+	if err != nil {
+		return err
+	}
+	if err := e.lockOp(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	f := e.folders[d.Name]
+	if f == nil {
+		e.mu.Unlock()
+		e.op.Unlock()
+		return fmt.Errorf("folder %q: %w", d.Name, ErrNotFound)
+	}
+	nf.state, nf.members, nf.alias, nf.pendingKw, nf.kw, nf.nextExpiry = f.state, f.members, f.alias, f.pendingKw, f.kw, f.nextExpiry
+	nf.state.DefHash = nf.hash
+	nf.rebuild = true
+	nf.gen = f.gen + 1
+	e.folders[d.Name] = nf
+	e.arrange()
+	e.mu.Unlock()
+	e.op.Unlock()
+	return e.Sync(ctx)
+}
+
 // RemoveFolder removes a folder while running (rmdir of a search): its
 // members and state leave the index. No backend file is touched.
 func (e *Engine) RemoveFolder(name string) error {

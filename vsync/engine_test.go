@@ -681,3 +681,37 @@ func TestAddAndRemoveFolder(t *testing.T) {
 	}
 	e.Close()
 }
+
+// TestRedefineFolder: an edited definition rebuilds the membership while
+// running; messages that still match keep their names and UIDs.
+func TestRedefineFolder(t *testing.T) {
+	f := newFixture(t, 300)
+	mb := []string{"*", "-Trash", "-Junk", "-Spam"}
+	e := f.open([]Folder{{Name: "X", Mailboxes: mb, Query: "UNSEEN"}})
+	before := map[string]Entry{}
+	for _, x := range f.list("X") {
+		before[x.Path] = x
+	}
+	if err := e.RedefineFolder(context.Background(), Folder{Name: "X", Mailboxes: mb, Query: "UNSEEN FLAGGED"}); err != nil {
+		t.Fatal(err)
+	}
+	want := truth(t, f.root, func(mb, fl string) bool {
+		return notTrash(mb) && !strings.Contains(fl, "S") && strings.Contains(fl, "F")
+	})
+	after := f.list("X")
+	if strings.Join(paths(after), "\n") != strings.Join(want, "\n") || len(want) == 0 || len(want) == len(before) {
+		t.Fatalf("redefined X has %d, truth %d (had %d)", len(after), len(want), len(before))
+	}
+	for _, x := range after {
+		if b, ok := before[x.Path]; !ok || b.UID != x.UID || b.Name != x.Name {
+			t.Fatalf("%s: UID %d name %s, had %+v", x.Path, x.UID, x.Name, b)
+		}
+	}
+	if err := e.RedefineFolder(context.Background(), Folder{Name: "nope", Query: "ALL"}); err == nil {
+		t.Fatal("redefining an unknown folder succeeded")
+	}
+	if err := e.RedefineFolder(context.Background(), Folder{Name: "X", Query: "FROM"}); err == nil {
+		t.Fatal("a bad query was accepted")
+	}
+	e.Close()
+}

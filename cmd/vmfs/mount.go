@@ -42,6 +42,9 @@ type mountOpts struct {
 	Options    []string // -o
 	Verbose    bool
 	Poll       time.Duration
+	// CfgPath and VirtualDir are where the folders were read from, read
+	// again when they change (reload.go).
+	CfgPath, VirtualDir string
 }
 
 func defaultStateDir() string {
@@ -98,6 +101,7 @@ func runMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	o.Folders, o.Linger, o.Trash = cfg.Folders, cfg.Linger, cfg.Trash
+	o.CfgPath, o.VirtualDir = *cfgPath, *virtualDir
 	if o.State == "" {
 		o.State = cfg.State
 	}
@@ -289,6 +293,12 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 
 	done := make(chan struct{})
 	go func() { srv.Wait(); close(done) }()
+
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	reloading := make(chan struct{})
+	rl := &reloader{cfgPath: o.CfgPath, virtualDir: o.VirtualDir, eng: eng, view: view, folders: o.Folders}
+	go func() { rl.watchConfig(reloadCtx); close(reloading) }()
+	defer func() { stopReload(); <-reloading }()
 
 	// Sizes and dates that a big sync left for later (folders with
 	// YOUNGER, SINCE, LARGER, … fill in from them), now and after every
