@@ -181,3 +181,47 @@ func TestDovecotCreateSearch(t *testing.T) {
 	d.close()
 	sameBackend(t, root, want, "at the end")
 }
+
+// TestSearchFromIndex: vmfs search answers from the running mount's index,
+// and from a stopped mount's, when the index holds what the query needs
+// (same answer as reading every message, and no note); otherwise, and
+// without an index, it says so and reads the messages.
+func TestSearchFromIndex(t *testing.T) {
+	root, alice, _ := searchBackend(t)
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte("[folder.People]\nquery = \"FROM alice\"\n"), 0o644)
+	m := mount(t, root, "--config", cfg)
+	search := func(state, q string) (string, string) {
+		t.Helper()
+		cmd := exec.Command(vmfsBin, "search", "--config", cfg, "--state", state, root, q)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("vmfs search %q: %v\n%s", q, err, stderr.String())
+		}
+		return string(out), stderr.String()
+	}
+	empty := t.TempDir()
+	for _, q := range []string{"FROM alice", "UNSEEN", "ALL", "NOT FROM alice", "BODY body"} {
+		scanned, note := search(empty, q)
+		if !strings.Contains(note, "reading every message") {
+			t.Errorf("%q without an index: no note that it scans: %q", q, note)
+		}
+		indexed, note := search(m.state, q)
+		if indexed != scanned {
+			t.Errorf("%q from the index:\n%s\nby scanning:\n%s", q, indexed, scanned)
+		}
+		if wantNote := q == "BODY body"; strings.Contains(note, "reading every message") != wantNote {
+			t.Errorf("%q from the running mount: note %q", q, note)
+		}
+	}
+	if out, _ := search(m.state, "FROM alice"); strings.Count(out, "\n") != alice+1 { // and the one in Trash
+		t.Errorf("FROM alice: %q, want %d lines", out, alice+1)
+	}
+	m.unmount()
+	scanned, _ := search(empty, "FROM alice")
+	if indexed, note := search(m.state, "FROM alice"); indexed != scanned || note != "" {
+		t.Errorf("from the stopped index: %q (note %q), want %q", indexed, note, scanned)
+	}
+}

@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"text/tabwriter"
+	"time"
 
 	"vmfs/index"
+	"vmfs/internal/query"
 	"vmfs/vsync"
 )
 
@@ -22,13 +24,17 @@ import (
 const controlSocket = "control.sock"
 
 type controlRequest struct {
-	Cmd    string `json:"cmd"` // "ls" or "expunge"
+	Cmd    string `json:"cmd"` // "ls", "expunge" or "search"
 	Folder string `json:"folder,omitempty"`
+	Query  string `json:"query,omitempty"`
 }
 
 type controlResponse struct {
 	Error   string              `json:"error,omitempty"`
 	Folders []vsync.FolderStats `json:"folders,omitempty"`
+	Hits    []vsync.SearchHit   `json:"hits,omitempty"`
+	// NotIndexed: the index does not hold what the query needs (search).
+	NotIndexed bool `json:"not_indexed,omitempty"`
 }
 
 // serveControl answers control requests until ctx ends.
@@ -70,6 +76,19 @@ func handleControl(eng *vsync.Engine, req controlRequest) controlResponse {
 		}
 		slog.Info("expunged", "folder", req.Folder)
 		return controlResponse{Folders: eng.Stats()}
+	case "search":
+		q, err := query.Compile(req.Query)
+		if err != nil {
+			return controlResponse{Error: err.Error()}
+		}
+		hits, err := eng.Search(q, time.Now())
+		if errors.Is(err, vsync.ErrNotIndexed) {
+			return controlResponse{Error: err.Error(), NotIndexed: true}
+		}
+		if err != nil {
+			return controlResponse{Error: err.Error()}
+		}
+		return controlResponse{Hits: hits}
 	}
 	return controlResponse{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -86,16 +88,21 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("search", "[MAILDIR] QUERY", "Print the backend messages (mailbox and file) that match an IMAP SEARCH query.\nExample: vmfs search ~/Mail 'UNSEEN FROM alice'", stderr)
+	fs := newFlags("search", "[--config F] [--state D] [MAILDIR] QUERY", "Print the backend messages (mailbox and file) that match an IMAP SEARCH query: from the index\n"+
+		"of the running vmfs, or of the last mount, when it holds what the query needs; otherwise\n"+
+		"by reading every message (and it says so).\nExample: vmfs search ~/Mail 'UNSEEN FROM alice'", stderr)
+	cfgPath := fs.String("config", "", "configuration file")
+	virtualDir := fs.String("virtual-dir", "", "also the folders of every DIR/<Name>/dovecot-virtual, as in vmfs mount")
+	state := fs.String("state", "", "state directory")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	root, qs := defaultMaildir(), ""
+	maildirArg, qs := "", ""
 	switch fs.NArg() {
 	case 1:
 		qs = fs.Arg(0)
 	case 2:
-		root, qs = fs.Arg(0), fs.Arg(1)
+		maildirArg, qs = fs.Arg(0), fs.Arg(1)
 	default:
 		return usageErr("want [MAILDIR] QUERY")
 	}
@@ -103,6 +110,32 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	cfg, root, err := rootAndConfig(*cfgPath, *virtualDir, maildirArg)
+	if err != nil {
+		return err
+	}
+	if *state != "" {
+		cfg.State = *state
+	}
+	resp, err := control(ctx, cfg, root, controlRequest{Cmd: "search", Query: qs})
+	switch {
+	case err == nil && resp.Error == "":
+		for _, h := range resp.Hits {
+			fmt.Fprintf(stdout, "%s\t%s\n", h.Mailbox, h.Path)
+		}
+		return nil
+	case err == nil && resp.NotIndexed:
+		fmt.Fprintf(stderr, "vmfs search: %s: reading every message\n", resp.Error)
+	case err == nil:
+		return errors.New(resp.Error)
+	default:
+		fmt.Fprintf(stderr, "vmfs search: %v: reading every message\n", err)
+	}
+	return scanSearch(ctx, root, q, stdout, stderr)
+}
+
+// scanSearch answers a search by reading every message of the backend.
+func scanSearch(ctx context.Context, root string, q *query.Query, stdout, stderr io.Writer) error {
 	tree, err := maildir.Discover(root)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmfs search: warning: %v\n", err)
@@ -139,10 +172,18 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			paths = append(paths, p)
 		}
 	}
+	var hits []vsync.SearchHit
 	for i, ok := range q.MatchAll(set, now) {
 		if ok {
-			fmt.Fprintf(stdout, "%s\t%s\n", set[i].Mailbox, paths[i])
+			hits = append(hits, vsync.SearchHit{Mailbox: set[i].Mailbox, Path: paths[i]})
 		}
+	}
+	// In the index's order: by mailbox, then file.
+	sort.Slice(hits, func(i, j int) bool {
+		return hits[i].Mailbox < hits[j].Mailbox || hits[i].Mailbox == hits[j].Mailbox && hits[i].Path < hits[j].Path
+	})
+	for _, h := range hits {
+		fmt.Fprintf(stdout, "%s\t%s\n", h.Mailbox, h.Path)
 	}
 	return nil
 }
