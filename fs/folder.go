@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -55,7 +57,25 @@ func (fd *folderDir) hides(ctx context.Context, name string) bool {
 		return false
 	}
 	c, ok := ctx.(*fuse.Context)
-	return ok && c.Caller.Pid == fd.madeBy
+	return ok && tgidOf(c.Caller.Pid) == fd.madeBy
+}
+
+// tgidOf returns the process (thread group) of a thread: FUSE names the
+// calling thread, and a client's mkdir and its next lookup may come from
+// two threads of one process.
+func tgidOf(tid uint32) uint32 {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/status")
+	if err != nil {
+		return tid
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Tgid:"); ok {
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+				return uint32(n)
+			}
+		}
+	}
+	return tid
 }
 
 // madeBy records that the process of ctx made the folder with mkdir.
@@ -66,7 +86,7 @@ func (fd *folderDir) made(ctx context.Context) {
 	}
 	fd.mu.Lock()
 	defer fd.mu.Unlock()
-	fd.madeBy, fd.madeAt = c.Caller.Pid, time.Now()
+	fd.madeBy, fd.madeAt = tgidOf(c.Caller.Pid), time.Now()
 	fd.pendingSub = map[string]bool{"cur": true, "new": true, "tmp": true}
 }
 

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -359,11 +360,20 @@ func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 		}
 		folder = name[1:]
 	}
-	if r.cfg.Searches == nil || strings.Contains(folder, "/") {
-		return nil, syscall.EACCES
-	}
 	if r.folderChild(name) != nil {
 		return nil, syscall.EEXIST
+	}
+	return r.makeSearch(ctx, folder, name, out)
+}
+
+// makeSearch makes the search folder whose path is folder (its query is
+// the last component), in directory dirName of its parent.
+func (r *Root) makeSearch(ctx context.Context, folder, dirName string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if r.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if r.cfg.Searches == nil || strings.Contains(path.Base(folder), "/") {
+		return nil, syscall.EACCES
 	}
 	if err := r.cfg.Searches.Make(ctx, folder); err != nil {
 		return nil, errnoOf(err)
@@ -375,13 +385,40 @@ func (r *Root) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	r.mtimes[folder] = time.Now()
 	r.mu.Unlock()
 	fd.made(ctx)
-	ch := r.NewPersistentInode(ctx, fd, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", name)})
+	p := folder
+	if r.cfg.Layout == "maildir++" {
+		p = dirName
+	}
+	ch := r.NewPersistentInode(ctx, fd, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("dir", p)})
 	var a fuse.AttrOut
 	folderAttr(r, folder, &a)
 	out.Attr = a.Attr
 	out.SetAttrTimeout(a.Timeout())
 	out.SetEntryTimeout(rootEntryTimeout)
 	return ch, 0
+}
+
+// removeSearch removes the search folder ch (rmdir): its definition and
+// control files, never a backend message; any other folder is EBUSY.
+func (r *Root) removeSearch(ctx context.Context, ch *gofs.Inode) syscall.Errno {
+	fd, ok := ch.Operations().(*folderDir)
+	if !ok || r.cfg.ReadOnly || r.cfg.Searches == nil || !r.cfg.Searches.Made(fd.folder) || hasFolders(ch) {
+		return syscall.EBUSY
+	}
+	if err := r.cfg.Searches.Remove(ctx, fd.folder); err != nil {
+		return errnoOf(err)
+	}
+	if err := os.RemoveAll(fd.real()); err != nil {
+		slog.Warn("control files of a removed search folder", "folder", fd.folder, "err", err)
+	}
+	r.mu.Lock()
+	for _, kind := range []string{"", "cur", "new"} {
+		delete(r.dirs, fd.folder+"\x00"+kind)
+	}
+	delete(r.mtimes, fd.folder)
+	r.mu.Unlock()
+	ch.ForgetPersistent()
+	return 0
 }
 
 // folderChild returns a folder, a parent directory or the rights file at
@@ -461,24 +498,7 @@ func (r *Root) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if ch == nil {
 		return r.ctl.ctlNode.Rmdir(ctx, name)
 	}
-	fd, ok := ch.Operations().(*folderDir)
-	if !ok || r.cfg.ReadOnly || r.cfg.Searches == nil || !r.cfg.Searches.Made(fd.folder) {
-		return syscall.EBUSY
-	}
-	if err := r.cfg.Searches.Remove(ctx, fd.folder); err != nil {
-		return errnoOf(err)
-	}
-	if err := os.RemoveAll(fd.real()); err != nil {
-		slog.Warn("control files of a removed search folder", "folder", fd.folder, "err", err)
-	}
-	r.mu.Lock()
-	for _, kind := range []string{"", "cur", "new"} {
-		delete(r.dirs, fd.folder+"\x00"+kind)
-	}
-	delete(r.mtimes, fd.folder)
-	r.mu.Unlock()
-	ch.ForgetPersistent()
-	return 0
+	return r.removeSearch(ctx, ch)
 }
 
 // Rename of a control file at the root; folders are not renamed.
@@ -516,17 +536,30 @@ func (p *parentDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.A
 	return 0
 }
 
+// Mkdir below a parent directory makes a search folder of a nested name
+// ("Lists/FROM alice" searches FROM alice).
 func (p *parentDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return nil, syscall.EACCES
+	r, ok := p.Root().Operations().(*Root)
+	if !ok || r.cfg.Layout == "maildir++" {
+		return nil, syscall.EACCES
+	}
+	if p.GetChild(name) != nil {
+		return nil, syscall.EEXIST
+	}
+	return r.makeSearch(ctx, p.Path(nil)+"/"+name, name, out)
 }
 
-// Rmdir below a parent directory: its children are folders or parents
-// of folders, which stay as long as their definitions do.
+// Rmdir below a parent directory removes a search folder; other folders
+// stay as long as their definitions do (EBUSY).
 func (p *parentDir) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if p.GetChild(name) != nil {
-		return syscall.EBUSY
+	ch := p.GetChild(name)
+	if ch == nil {
+		return syscall.ENOENT
 	}
-	return syscall.ENOENT
+	if r, ok := p.Root().Operations().(*Root); ok {
+		return r.removeSearch(ctx, ch)
+	}
+	return syscall.EBUSY
 }
 
 // Unlink below a parent directory: it holds folders and its fixed rights

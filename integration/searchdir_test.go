@@ -225,3 +225,33 @@ func TestSearchFromIndex(t *testing.T) {
 		t.Errorf("from the stopped index: %q (note %q), want %q", indexed, note, scanned)
 	}
 }
+
+// TestMkdirNestedSearch: below a parent-only directory, mkdir makes a
+// search folder of a nested name, whose query is its last component.
+func TestMkdirNestedSearch(t *testing.T) {
+	root, _, bob := searchBackend(t)
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte("[folder.\"Lists/All\"]\nquery = \"ALL\"\n"), 0o644)
+	m := mount(t, root, "--config", cfg)
+	dir := m.path("Lists", "FROM bob")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("sh", "-c", "ls '"+dir+"/cur' '"+dir+"/new' | grep -c vmfs").Output()
+	if strings.TrimSpace(string(out)) != itoa(bob) {
+		t.Fatalf("Lists/FROM bob: %q %v, want %d", out, err, bob)
+	}
+	if err := syscall.Rmdir(m.path("Lists", "All")); err != syscall.EBUSY {
+		t.Errorf("rmdir of a configured nested folder: %v, want EBUSY", err)
+	}
+	m.remount()
+	if _, err := os.Stat(filepath.Join(dir, "cur")); err != nil {
+		t.Fatalf("after a remount: %v", err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatalf("rmdir: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("still there: %v", err)
+	}
+}

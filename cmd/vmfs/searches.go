@@ -8,6 +8,7 @@ import (
 	iofs "io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -25,9 +26,10 @@ const searchesFile = "searches.json"
 // searchMailboxes are the mailboxes a search folder looks at.
 var searchMailboxes = []string{"*", "-Trash", "-Junk", "-Spam"}
 
-// searchFolder is the definition of the search folder name.
+// searchFolder is the definition of the search folder name: its query
+// is the last component ("Lists/FROM alice" searches FROM alice).
 func searchFolder(name string) vsync.Folder {
-	return vsync.Folder{Name: name, Mailboxes: searchMailboxes, Query: name}
+	return vsync.Folder{Name: name, Mailboxes: searchMailboxes, Query: path.Base(name)}
 }
 
 // loadSearches returns the search folders kept in a state directory.
@@ -60,7 +62,7 @@ func withSearches(folders []vsync.Folder, state string) ([]vsync.Folder, []strin
 			slog.Warn("search folder shadowed by a configured folder of that name", "name", n)
 			continue
 		}
-		if _, err := query.Compile(n); err != nil {
+		if _, err := query.Compile(path.Base(n)); err != nil {
 			slog.Warn("kept search folder is not a valid query; skipped", "name", n, "err", err)
 			continue
 		}
@@ -82,7 +84,7 @@ type searches struct {
 // Make adds the search folder name: EINVAL (iofs.ErrInvalid) with one log
 // line when name is not a query.
 func (s *searches) Make(ctx context.Context, name string) error {
-	if _, err := query.Compile(name); err != nil {
+	if _, err := query.Compile(path.Base(name)); err != nil {
 		slog.Warn("mkdir: not a search query", "name", name, "err", err)
 		return fmt.Errorf("%q: %w: %v", name, iofs.ErrInvalid, err)
 	}
