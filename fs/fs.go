@@ -35,7 +35,6 @@ import (
 // Engine is what the view needs from the sync engine.
 type Engine interface {
 	Folders() []string
-	List(folder string) ([]vsync.Entry, error)
 	Names(folder string) ([]vsync.NameEntry, uint64, error)
 	Gen(folder string) uint64
 	Lookup(folder, name string, inNew bool) (vsync.Entry, error)

@@ -116,9 +116,6 @@ func Rebuild(dir string) (*Store, error) {
 	return Open(dir)
 }
 
-// Dir returns the store's directory.
-func (s *Store) Dir() string { return s.dir }
-
 // Close flushes and closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
@@ -264,9 +261,6 @@ func (s *Store) NewBatch() *Batch { return &Batch{s: s} }
 
 func (b *Batch) set(k, v []byte) { b.ops = append(b.ops, op{key: k, val: v}) }
 func (b *Batch) del(k []byte)    { b.ops = append(b.ops, op{key: k}) }
-
-// Len is the number of pending changes.
-func (b *Batch) Len() int { return len(b.ops) }
 
 // ClearIncomplete removes the incomplete marker (see Commit).
 func (b *Batch) ClearIncomplete() { b.del(incompleteKey()) }

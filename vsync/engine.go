@@ -71,6 +71,10 @@ type Config struct {
 	// are moved to instead of being deleted.
 	Trash string
 	Now   func() time.Time // default time.Now
+	// CrashPoint, if set, is called at named points between a backend
+	// change and its index commit ("after-rename", "before-redeliver",
+	// "after-deliver"): the crash tests end the process there.
+	CrashPoint func(name string)
 	// OnChange is called after a sync changed the listings of folders. It
 	// is never called with the engine's lock held.
 	OnChange func(folders []string)
@@ -112,10 +116,9 @@ type folder struct {
 	// alias maps client-chosen names of messages delivered through the
 	// folder (Member.Name) to their backend identity.
 	alias map[string]key
-	// gen counts changes of the listing; cache holds the listing of
+	// gen counts changes of the listing; names holds the listing of
 	// generation gen, nil when it must be rebuilt.
 	gen   uint64
-	cache []Entry
 	names []NameEntry
 	// lastTick is when the folder's time-related query was last evaluated.
 	lastTick time.Time
@@ -618,13 +621,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 func (e *Engine) MailboxChanged(ctx context.Context, name string) error {
 	e.mu.Lock()
 	if _, ok := e.mailboxes[name]; !ok {
-		dir := filepath.Join(e.cfg.Root, filepath.FromSlash(name))
-		if name == maildir.Inbox {
-			dir = e.cfg.Root
-		} else if !maildir.IsMaildir(dir) {
-			dir = filepath.Join(e.cfg.Root, maildir.PlusPlusDir(name))
-		}
-		if maildir.IsMaildir(dir) {
+		if dir := e.dirOf(name); maildir.IsMaildir(dir) {
 			e.mailboxes[name] = &mailbox{Mailbox: maildir.Mailbox{Name: name, Path: dir}}
 		}
 	}

@@ -351,7 +351,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 // invalidate records that the folder's listing changed.
 func (f *folder) invalidate() {
 	f.gen++
-	f.cache, f.names = nil, nil
+	f.names = nil
 }
 
 // drop removes a member from memory (the caller deletes it from the index).
@@ -520,31 +520,6 @@ func (e *Engine) Gen(folderName string) uint64 {
 		return f.gen
 	}
 	return 0
-}
-
-// List returns a folder's listing in UID order. The slice is shared: the
-// caller must not modify it.
-func (e *Engine) List(folderName string) ([]Entry, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	f := e.folders[folderName]
-	if f == nil {
-		return nil, fmt.Errorf("no folder %q", folderName)
-	}
-	if f.cache != nil {
-		return f.cache, nil
-	}
-	out := make([]Entry, 0, len(f.members))
-	for k, mem := range f.members {
-		m := e.msgs[k.mailbox][k.base]
-		if m == nil {
-			continue
-		}
-		out = append(out, e.entry(f, mem, m))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
-	f.cache = out
-	return out, nil
 }
 
 // FolderStats is a folder's message count, as `vmfs ls` shows it.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,13 +16,11 @@ import (
 	"vmfs/internal/maildir"
 )
 
-// crashPoint kills the process at a named point when VMFS_TEST_CRASH
-// names it: the reliability tests use it to crash between a backend
-// change and its index commit. It does nothing otherwise.
-func crashPoint(name string) {
-	if os.Getenv("VMFS_TEST_CRASH") == name {
-		slog.Error("test crash point reached", "point", name)
-		os.Exit(137)
+// crashPoint calls Config.CrashPoint, the reliability tests' hook to end
+// the process between a backend change and its index commit.
+func (e *Engine) crashPoint(name string) {
+	if e.cfg.CrashPoint != nil {
+		e.cfg.CrashPoint(name)
 	}
 }
 
@@ -149,7 +146,7 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 			return Entry{}, err
 		}
 	}
-	crashPoint("after-rename")
+	e.crashPoint("after-rename")
 
 	e.mu.Lock()
 	if pending != "" {
@@ -237,17 +234,30 @@ func (e *Engine) mailboxDir(name string) (string, error) {
 	if mb != nil {
 		return mb.Path, nil
 	}
-	dir := filepath.Join(e.cfg.Root, filepath.FromSlash(name))
-	if maildir.IsMaildir(e.cfg.Root) {
-		dir = filepath.Join(e.cfg.Root, maildir.PlusPlusDir(name))
-	}
-	if name == maildir.Inbox {
-		dir = e.cfg.Root
-	}
+	dir := e.dirOf(name)
 	if err := maildir.Init(dir, e.cfg.Owner); err != nil {
 		return "", fmt.Errorf("mailbox %s: %w", name, err)
 	}
 	return dir, nil
+}
+
+// dirOf is the directory of the backend mailbox name: the root for
+// INBOX; else the nested or the Maildir++ directory, whichever is a
+// Maildir; for a mailbox that exists in neither layout, where it would be
+// made: Maildir++ when the root is a Maildir, nested otherwise.
+func (e *Engine) dirOf(name string) string {
+	if name == maildir.Inbox {
+		return e.cfg.Root
+	}
+	nested := filepath.Join(e.cfg.Root, filepath.FromSlash(name))
+	plus := filepath.Join(e.cfg.Root, maildir.PlusPlusDir(name))
+	switch {
+	case maildir.IsMaildir(nested):
+		return nested
+	case maildir.IsMaildir(plus), maildir.IsMaildir(e.cfg.Root):
+		return plus
+	}
+	return nested
 }
 
 // forget removes a message from memory and the index. e.mu must be held.
@@ -378,11 +388,11 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		if !sameContent(filepath.Join(mb.Path, rel), r) {
 			return Entry{}, fmt.Errorf("deliver %s/%s: another message has that name: %w", folderName, vbase, maildir.ErrExist)
 		}
-		crashPoint("before-redeliver")
+		e.crashPoint("before-redeliver")
 	} else if err != nil {
 		return Entry{}, err
 	}
-	crashPoint("after-deliver")
+	e.crashPoint("after-deliver")
 	fname := filepath.Base(rel)
 	base := maildir.BaseOf(fname)
 	m := extract(mb, maildir.Entry{New: !toCur, Name: fname}, base, e.needs, e.needsHash)

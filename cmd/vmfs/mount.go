@@ -196,7 +196,8 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 				v.Changed(folders)
 			}
 		},
-		Progress: newProgress(stderr),
+		Progress:   newProgress(stderr),
+		CrashPoint: testCrashPoint,
 	})
 	if errors.Is(err, index.ErrLocked) {
 		return fmt.Errorf("another vmfs is already serving %s (state directory %s is locked)", root, state)
@@ -493,4 +494,13 @@ func detach(mnt string) error {
 		return fmt.Errorf("%s -u -z: %v: %s", bin, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// testCrashPoint ends the process at the engine's crash point named by
+// VMFS_TEST_CRASH (the crash tests), and does nothing otherwise.
+func testCrashPoint(name string) {
+	if os.Getenv("VMFS_TEST_CRASH") == name {
+		slog.Error("test crash point reached", "point", name)
+		os.Exit(137)
+	}
 }
