@@ -59,8 +59,7 @@ func usage(w io.Writer) {
 }
 
 func main() {
-	// VMFS_CPUPROFILE=file profiles the whole run (for performance work).
-	if p := os.Getenv("VMFS_CPUPROFILE"); p != "" {
+	if p := dev.CPUProfile; p != "" {
 		if f, err := os.Create(p); err == nil {
 			pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()

@@ -215,8 +215,8 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	// is missed.
 	wctx, stopWatch := context.WithCancel(ctx)
 	wopts := watch.Options{}
-	if n, err := strconv.Atoi(os.Getenv("VMFS_TEST_MAX_WATCHES")); err == nil {
-		wopts.MaxWatches = n // a test hook: run out of inotify watches early
+	if dev.MaxWatches > 0 {
+		wopts.MaxWatches = dev.MaxWatches
 	}
 	w, err := watch.New(root, wopts, func(b watch.Batch) {
 		var err error
@@ -251,7 +251,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		return fmt.Errorf("index %s: %w", root, err)
 	}
 	slog.Info("index ready", "backend", root, "took", time.Since(start).Round(time.Millisecond))
-	if p := os.Getenv("VMFS_MEMPROFILE"); p != "" { // for performance work: the heap at unmount
+	if p := dev.MemProfile; p != "" {
 		defer func() {
 			if f, err := os.Create(p); err == nil {
 				runtime.GC()
@@ -284,7 +284,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 			// READDIRPLUS would cost a lookup (and a backend lstat) per
 			// message in every listing, also for `ls -f`.
 			DisableReadDirPlus: true,
-			Debug:              o.Verbose && os.Getenv("VMFS_FUSE_DEBUG") != "",
+			Debug:              o.Verbose && dev.FUSEDebug,
 		},
 	})
 	if err != nil {
@@ -499,7 +499,7 @@ func detach(mnt string) error {
 // testCrashPoint ends the process at the engine's crash point named by
 // VMFS_TEST_CRASH (the crash tests), and does nothing otherwise.
 func testCrashPoint(name string) {
-	if os.Getenv("VMFS_TEST_CRASH") == name {
+	if dev.Crash == name {
 		slog.Error("test crash point reached", "point", name)
 		os.Exit(137)
 	}
