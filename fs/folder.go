@@ -159,13 +159,7 @@ func (fd *folderDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		return nil, syscall.ENOENT
 	}
 	if ch := fd.reserved(name); ch != nil {
-		if ga, ok := ch.Operations().(gofs.NodeGetattrer); ok {
-			var a fuse.AttrOut
-			ga.Getattr(ctx, nil, &a)
-			out.Attr = a.Attr
-			out.SetAttrTimeout(a.Timeout())
-		}
-		out.SetEntryTimeout(dirEntryTimeout) // cur/, new/ and tmp/ never go
+		entryOf(ctx, ch, out, dirEntryTimeout)
 		return ch, 0
 	}
 	return fd.ctlNode.Lookup(ctx, name, out)
@@ -240,13 +234,7 @@ func (fd *folderDir) Mkdir(ctx context.Context, name string, mode uint32, out *f
 		fd.mu.Lock()
 		delete(fd.pendingSub, name)
 		fd.mu.Unlock()
-		if ga, ok := ch.Operations().(gofs.NodeGetattrer); ok {
-			var a fuse.AttrOut
-			ga.Getattr(ctx, nil, &a)
-			out.Attr = a.Attr
-			out.SetAttrTimeout(a.Timeout())
-		}
-		out.SetEntryTimeout(dirEntryTimeout)
+		entryOf(ctx, ch, out, dirEntryTimeout)
 		return ch, 0
 	}
 	return fd.ctlNode.Mkdir(ctx, name, mode, out)

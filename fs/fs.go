@@ -435,15 +435,9 @@ func (r *Root) folderChild(name string) *gofs.Inode {
 // Lookup: folders, then control files.
 func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if ch := r.folderChild(name); ch != nil {
-		if ga, ok := ch.Operations().(gofs.NodeGetattrer); ok {
-			var a fuse.AttrOut
-			ga.Getattr(ctx, nil, &a)
-			out.Attr = a.Attr
-			out.SetAttrTimeout(a.Timeout())
-		}
 		// A folder may go when the configuration is edited: the kernel
 		// keeps its name a second, and asks again.
-		out.SetEntryTimeout(rootEntryTimeout)
+		entryOf(ctx, ch, out, rootEntryTimeout)
 		return ch, 0
 	}
 	return r.ctl.ctlNode.Lookup(ctx, name, out)
@@ -703,3 +697,16 @@ var (
 	_ = (gofs.NodeFsyncer)((*parentDir)(nil))
 	_ = (gofs.NodeStatfser)((*Root)(nil))
 )
+
+// entryOf fills a LOOKUP (or MKDIR) answer for one of the view's own
+// directories: its attributes, cached as long as its Getattr says, and
+// its name for timeout.
+func entryOf(ctx context.Context, ch *gofs.Inode, out *fuse.EntryOut, timeout time.Duration) {
+	if ga, ok := ch.Operations().(gofs.NodeGetattrer); ok {
+		var a fuse.AttrOut
+		ga.Getattr(ctx, nil, &a)
+		out.Attr = a.Attr
+		out.SetAttrTimeout(a.Timeout())
+	}
+	out.SetEntryTimeout(timeout)
+}
