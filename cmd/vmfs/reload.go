@@ -49,6 +49,8 @@ func (r *reloader) watchConfig(ctx context.Context) {
 			}
 		}
 	}
+	// An edit made between the mount and the watches above is seen now.
+	r.reload(ctx)
 	var events chan fsnotify.Event
 	var errs chan error
 	if w != nil {
