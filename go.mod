@@ -9,6 +9,7 @@ require (
 	github.com/emersion/go-maildir v0.6.0
 	github.com/emersion/go-message v0.18.2
 	github.com/fsnotify/fsnotify v1.10.1
+	github.com/google/btree v1.1.3
 	github.com/hanwen/go-fuse/v2 v2.12.1
 	golang.org/x/sys v0.41.0
 	golang.org/x/text v0.44.0

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -224,7 +223,7 @@ func TestKill9DuringColdIndex(t *testing.T) {
 	}
 	requireFUSE(t)
 	m := &mounted{t: t, mnt: t.TempDir(), state: t.TempDir(), backend: root, xdg: t.TempDir()}
-	m.stderr, m.exited = &bytes.Buffer{}, make(chan error, 1)
+	m.stderr, m.exited = &syncBuffer{}, make(chan error, 1)
 	m.cmd = exec.Command(vmfsBin, "mount", "--state", m.state, root, m.mnt)
 	m.cmd.Stderr = m.stderr
 	m.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+m.xdg)

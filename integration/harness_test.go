@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -70,8 +71,29 @@ type mounted struct {
 	args    []string
 	xdg     string
 	cmd     *exec.Cmd
-	stderr  *bytes.Buffer
+	stderr  *syncBuffer
 	exited  chan error
+}
+
+// syncBuffer is a bytes.Buffer that the daemon's stderr writes to while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b.Bytes()...)
 }
 
 // mount starts `vmfs mount` and waits until the folders are visible; the
@@ -99,7 +121,7 @@ func mountTB(t testing.TB, backend string, args ...string) *mounted {
 func (m *mounted) start() {
 	t := m.t
 	t.Helper()
-	m.stderr, m.exited = &bytes.Buffer{}, make(chan error, 1)
+	m.stderr, m.exited = &syncBuffer{}, make(chan error, 1)
 	all := append([]string{"mount", "--state", m.state, "--poll", "1h"}, m.args...)
 	if os.Getenv("VMFS_TEST_LOG") == "fuse" { // and every FUSE request
 		all = append(all, "-v")
@@ -116,7 +138,9 @@ func (m *mounted) start() {
 	}
 	go func() { m.exited <- m.cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
-	for !isMounted(m.mnt) {
+	// Mounted, and the daemon done mounting: a test that unmounts at once
+	// must not pull the mount point from under go-fuse's own first checks.
+	for !isMounted(m.mnt) || !strings.Contains(m.stderr.String(), "msg=mounted") {
 		select {
 		case err := <-m.exited:
 			m.exited <- err

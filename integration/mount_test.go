@@ -42,7 +42,9 @@ func TestListingsAndBytes(t *testing.T) {
 	if got := ls(t, m.mnt); strings.Join(got, ",") != "Flagged,Recent,Unread,dovecot-acl" {
 		t.Fatalf("root = %q", got)
 	}
-	if got := ls(t, m.path("Unread")); strings.Join(got, ",") != "cur,dovecot-acl,new,tmp" {
+	// dovecot-keywords: the folder's keyword letters (SPEC §5), written at
+	// the first sync since messages of the corpus carry keywords.
+	if got := ls(t, m.path("Unread")); strings.Join(got, ",") != "cur,dovecot-acl,dovecot-keywords,new,tmp" {
 		t.Fatalf("Unread = %q", got)
 	}
 	truth := unreadTruth(t, root)
@@ -316,7 +318,7 @@ func TestControlFiles(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "courierimapkeywords", ":list"), []byte("x"), 0o600)
 	names := ls(t, dir)
 	sort.Strings(names)
-	if strings.Join(names, ",") != "courierimapkeywords,cur,dovecot-acl,dovecot-uidlist,new,tmp" {
+	if strings.Join(names, ",") != "courierimapkeywords,cur,dovecot-acl,dovecot-keywords,dovecot-uidlist,new,tmp" {
 		t.Errorf("folder root = %q", names)
 	}
 	// touch of the folder and its directories is accepted.

@@ -90,6 +90,15 @@ type Config struct {
 	// the backend (deliveries, a new save or trash mailbox): the backend's
 	// owner when vmfs runs as root over another user's Maildir.
 	Owner *maildir.Owner
+	// Recheck, if set, is asked to report these message files again (by
+	// mailbox directory, as FilesChanged takes them) after a short wait:
+	// files that were gone when the engine looked, while no other name of
+	// their message was reported. A rename in progress (its new name
+	// reported next) is not a delete: the message keeps its old name
+	// until its new one is seen, or is taken as deleted when the files
+	// come back still gone and unpaired (see suspectWait). Without
+	// Recheck such a file is taken as deleted at once.
+	Recheck func(files map[string][]string)
 	// KeywordsFile, if set, is the path of a folder's own keyword map
 	// (dovecot-keywords in its control directory; see keywords.go).
 	KeywordsFile func(folder string) string
@@ -116,10 +125,10 @@ type folder struct {
 	// alias maps client-chosen names of messages delivered through the
 	// folder (Member.Name) to their backend identity.
 	alias map[string]key
-	// gen counts changes of the listing; names holds the listing of
-	// generation gen, nil when it must be rebuilt.
-	gen   uint64
-	names []NameEntry
+	// gen counts changes of the listing; t holds its entries (see
+	// view.go), published with gen.
+	gen uint64
+	t   ventTrees
 	// lastTick is when the folder's time-related query was last evaluated.
 	lastTick time.Time
 	// nextExpiry is the earliest linger deadline (Unix ns), 0 if none.
@@ -167,16 +176,34 @@ type Engine struct {
 	mstate    map[string]*index.MailboxState
 	needs     query.Needs
 	needsHash uint64
-	// vnames maps virtual base names to backend messages; nil until the
-	// first lookup by name needs it (see names), so that a start with a
-	// warm index does not wait for it.
-	vnames map[vkey]key
+	// refs are the mailboxes' shared mbRefs (see view.go).
+	refs map[string]*mbRef
+	// showPending: the folders' entries are to be built by the next
+	// update (after Open, once the mailboxes and their keyword maps are
+	// known).
+	showPending bool
+	// textOf reads a message's text for BODY and TEXT; message.TextOf
+	// when nil (the tests slow it down).
+	textOf func(path string, headers bool, fn func(string) bool) error
+	// pub is what readers see: every folder's published View. Written
+	// with e.mu held, read without any lock.
+	pub atomic.Pointer[views]
 	// incomplete is set when the store's last big batch was cut short;
 	// cleared once a full evaluation has been committed.
 	incomplete bool
 	// fillPending: some messages may not have been stat()ed (see Fill).
 	fillPending bool
+	// suspects are messages whose file was found gone with no other
+	// name of theirs reported, with when that was first seen (Unix ns):
+	// see Config.Recheck. Protected by op.
+	suspects map[key]int64
 }
+
+// suspectWait is how long a message whose file is gone, and no other name
+// of it reported, stays listed under its old name before it is taken as
+// deleted: the new name of a rename in progress is reported well within
+// it (both halves of a rename are queued by the kernel at once).
+const suspectWait = 50 * time.Millisecond
 
 // Open loads the index in stateDir (rebuilding it if damaged) and compiles
 // the folders. Call Sync to bring it up to date with the backend.
@@ -294,13 +321,17 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		st.Close()
 		return nil, err
 	}
+	e.showPending = true
+	e.mu.Lock()
+	e.publishLocked() // folders listed empty until the first sync
+	e.mu.Unlock()
 	slog.Debug("index loaded", "open", tOpen, "load", tLoad-tOpen, "engine", time.Since(t0)-tLoad)
 	return e, nil
 }
 
 // newFolder compiles a folder's definition.
 func newFolder(d Folder) (*folder, error) {
-	f := &folder{def: d, members: map[key]*index.Member{}, alias: map[string]key{}}
+	f := &folder{def: d, members: map[key]*index.Member{}, alias: map[string]key{}, t: newTrees()}
 	h := fnv.New64a()
 	texts := []string{d.Query}
 	if d.Dovecot != nil {
@@ -398,7 +429,7 @@ func (e *Engine) RedefineFolder(ctx context.Context, d Folder) error {
 		e.op.Unlock()
 		return fmt.Errorf("folder %q: %w", d.Name, ErrNotFound)
 	}
-	nf.state, nf.members, nf.alias, nf.pendingKw, nf.kw, nf.nextExpiry = f.state, f.members, f.alias, f.pendingKw, f.kw, f.nextExpiry
+	nf.state, nf.members, nf.alias, nf.pendingKw, nf.kw, nf.nextExpiry, nf.t = f.state, f.members, f.alias, f.pendingKw, f.kw, f.nextExpiry, f.t
 	nf.state.DefHash = nf.hash
 	nf.rebuild = true
 	nf.gen = f.gen + 1
@@ -429,6 +460,7 @@ func (e *Engine) RemoveFolder(name string) error {
 	b.DeleteFolder(name)
 	delete(e.folders, name)
 	e.arrange()
+	e.publishLocked()
 	e.mu.Unlock()
 	return b.Commit()
 }
@@ -550,23 +582,6 @@ func parseVirtualBase(s string) (vkey, string, bool) {
 	return k, s[:dot], true
 }
 
-// names returns vnames, built on first use. e.mu must be held.
-func (e *Engine) names() map[vkey]key {
-	if e.vnames == nil {
-		n := 0
-		for _, ms := range e.msgs {
-			n += len(ms)
-		}
-		e.vnames = make(map[vkey]key, n)
-		for mb, ms := range e.msgs {
-			for base, m := range ms {
-				e.vnames[vkeyOf(m)] = key{mb, base}
-			}
-		}
-	}
-	return e.vnames
-}
-
 // vkeyOf returns a message's virtual key, computed once.
 func vkeyOf(m *index.Message) vkey {
 	if m.VName == ([26]byte{}) {
@@ -678,7 +693,9 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 	}
 	var jobs []*extractJob
 	changed := map[key]bool{}
+	recheck := map[string][]string{}
 	batch := e.store.NewBatch()
+	now := time.Now().UnixNano()
 	for dir, rels := range files {
 		mb := byPath[dir]
 		present := map[string]seen{}
@@ -707,6 +724,7 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 		msgs := e.msgs[mb.Name]
 		for base, s := range present {
 			k := key{mb.Name, base}
+			delete(e.suspects, k)
 			m := msgs[base]
 			switch {
 			case m == nil || m.NeedsHash != e.needsHash:
@@ -723,10 +741,30 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			if _, ok := present[base]; ok {
 				continue // renamed: handled above
 			}
-			if m := msgs[base]; m != nil && m.Name == s.name && m.New == s.isNew {
-				e.forget(batch, key{mb.Name, base})
-				changed[key{mb.Name, base}] = true
+			m := msgs[base]
+			if m == nil || m.Name != s.name || m.New != s.isNew {
+				continue // not the name the message has
 			}
+			k := key{mb.Name, base}
+			if at, ok := e.suspects[k]; e.cfg.Recheck != nil && (!ok || now-at < int64(suspectWait)) {
+				// Renamed again before it was looked at, maybe: its
+				// new name is reported next. Listed as it was until then.
+				if !ok {
+					if e.suspects == nil {
+						e.suspects = map[key]int64{}
+					}
+					e.suspects[k] = now
+				}
+				sub := "cur/"
+				if s.isNew {
+					sub = "new/"
+				}
+				recheck[dir] = append(recheck[dir], sub+s.name)
+				continue
+			}
+			delete(e.suspects, k)
+			e.forget(batch, k)
+			changed[k] = true
 		}
 		e.mu.Unlock()
 	}
@@ -743,6 +781,9 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 	}
 	touched := e.update(batch, changed, false)
 	e.mu.Unlock()
+	if len(recheck) > 0 {
+		e.cfg.Recheck(recheck)
+	}
 	if err := batch.Commit(); err != nil {
 		return err
 	}
@@ -813,9 +854,6 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 			e.msgs[j.mb.Name] = map[string]*index.Message{}
 		}
 		e.msgs[j.mb.Name][j.base] = j.out
-		if e.vnames != nil {
-			e.vnames[vkeyOf(j.out)] = key{j.mb.Name, j.base}
-		}
 		batch.PutMessage(j.out)
 		changed[key{j.mb.Name, j.base}] = true
 	}

@@ -39,6 +39,11 @@ func (e *Engine) kwOf(f *folder) *folderKeywords {
 			return nil
 		}
 		f.kw = &folderKeywords{path: e.cfg.KeywordsFile(f.def.Name)}
+		// Names are made before the view makes the folder's control
+		// directory (at the first sync): the map's letters must stick.
+		if err := os.MkdirAll(filepath.Dir(f.kw.path), 0o700); err != nil {
+			slog.Warn("folder's keyword map", "folder", f.def.Name, "err", err)
+		}
 	}
 	fi, err := os.Stat(f.kw.path)
 	switch {

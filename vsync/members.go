@@ -3,6 +3,7 @@ package vsync
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -93,7 +94,11 @@ func (e *Engine) fillMsg(qm *query.Msg, m *index.Message) {
 		}
 		if e.needs.Body || e.needs.AllHeaders {
 			p := e.pathOf(m)
-			qm.Text = func(headers bool, fn func(string) bool) error { return message.TextOf(p, headers, fn) }
+			textOf := e.textOf
+			if textOf == nil {
+				textOf = message.TextOf
+			}
+			qm.Text = func(headers bool, fn func(string) bool) error { return textOf(p, headers, fn) }
 		}
 	}
 }
@@ -144,30 +149,6 @@ type NameEntry struct {
 	New  bool
 }
 
-// Names returns a folder's listing, names only, in UID order, and the
-// generation it belongs to (see Gen). The slice is shared: the caller must
-// not modify it.
-func (e *Engine) Names(folderName string) ([]NameEntry, uint64, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	f := e.folders[folderName]
-	if f == nil {
-		return nil, 0, fmt.Errorf("no folder %q", folderName)
-	}
-	if f.names != nil {
-		return f.names, f.gen, nil
-	}
-	out := make([]NameEntry, 0, len(f.members))
-	for k, mem := range f.members {
-		if m := e.msgs[k.mailbox][k.base]; m != nil {
-			out = append(out, NameEntry{UID: mem.UID, Name: e.shownName(f, mem, m), New: m.New})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
-	f.names = out
-	return out, f.gen, nil
-}
-
 // normalInfo reports whether an info part is "2," followed by flags in
 // strictly ascending order and nothing else.
 func normalInfo(info string) bool {
@@ -201,8 +182,18 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 		e.incomplete = false
 	}
 	var touched []string
+	if e.showPending { // the first update after Open: every entry is built
+		e.showPending = false
+		for _, fname := range e.order {
+			f := e.folders[fname]
+			e.showAll(f)
+			f.invalidate()
+			touched = append(touched, fname)
+		}
+	}
 	for _, fname := range e.evalOrder {
 		f := e.folders[fname]
+		st := f.state
 		sel := f.sel(names)
 		full := all || f.rebuild || f.threads()
 		var cand []key
@@ -224,13 +215,19 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 				}
 			}
 		}
+		rebuild := f.rebuild
 		if f.apply(e, b, cand, sel, now, changed, f.rebuild) {
 			f.invalidate()
-			touched = append(touched, fname)
+			if !slices.Contains(touched, fname) {
+				touched = append(touched, fname)
+			}
 		}
 		f.rebuild = false
-		b.PutFolder(fname, &f.state)
+		if rebuild || f.state != st {
+			b.PutFolder(fname, &f.state)
+		}
 	}
+	e.publishLocked()
 	return touched
 }
 
@@ -311,9 +308,6 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 			f.noteExpiry(mem.Linger)
 			b.PutMember(f.def.Name, mem)
 		}
-		if mem != nil && changed[k] {
-			touched = true // flags or place changed: the name changed
-		}
 	}
 	// New members get ascending UIDs by received date, then name.
 	sort.Slice(added, func(i, j int) bool {
@@ -342,20 +336,26 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 		b.PutMember(f.def.Name, mem)
 		touched = true
 	}
+	// What the members evaluated look like now (new ones, new names).
+	for i, k := range keys {
+		if mem := f.members[k]; mem != nil && e.show(f, mem, msgs[i]) {
+			touched = true
+		}
+	}
 	if f.expire(b, now, false) {
 		touched = true
 	}
 	return touched
 }
 
-// invalidate records that the folder's listing changed.
-func (f *folder) invalidate() {
-	f.gen++
-	f.names = nil
-}
+// invalidate records that the folder's listing changed: the next
+// publishLocked publishes a new View of it.
+func (f *folder) invalidate() { f.gen++ }
 
-// drop removes a member from memory (the caller deletes it from the index).
+// drop removes a member from memory and from the folder's entries (the
+// caller deletes it from the index).
 func (f *folder) drop(k key, mem *index.Member) {
+	f.hide(mem)
 	delete(f.members, k)
 	if mem.Name != "" {
 		delete(f.alias, mem.Name)
@@ -459,6 +459,7 @@ func (e *Engine) Tick() error {
 			b.PutFolder(fname, &f.state)
 		}
 	}
+	e.publishLocked()
 	e.mu.Unlock()
 	if err := b.Commit(); err != nil {
 		return err
@@ -484,6 +485,7 @@ func (e *Engine) Expunge(folderName string) error {
 	t := f.expire(b, e.cfg.Now(), true)
 	if t {
 		f.invalidate()
+		e.publishLocked()
 	}
 	e.mu.Unlock()
 	if err := b.Commit(); err != nil {
@@ -493,33 +495,6 @@ func (e *Engine) Expunge(folderName string) error {
 		e.notify([]string{folderName})
 	}
 	return nil
-}
-
-// Folders returns the configured folder names, sorted.
-func (e *Engine) Folders() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]string(nil), e.order...)
-}
-
-// UIDValidity returns a folder's UIDVALIDITY.
-func (e *Engine) UIDValidity(folderName string) uint32 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if f := e.folders[folderName]; f != nil {
-		return f.state.UIDValidity
-	}
-	return 0
-}
-
-// Gen returns a number that changes whenever the folder's listing changes.
-func (e *Engine) Gen(folderName string) uint64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if f := e.folders[folderName]; f != nil {
-		return f.gen
-	}
-	return 0
 }
 
 // FolderStats is a folder's message count, as `vmfs ls` shows it.

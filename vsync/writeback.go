@@ -37,15 +37,12 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 	if f == nil {
 		return nil, key{}, nil, fmt.Errorf("folder %q: %w", folderName, ErrNotFound)
 	}
-	vbase := maildir.BaseOf(vname)
-	k, ok := f.alias[vbase]
-	if !ok {
-		if vk, t, valid := parseVirtualBase(vbase); valid {
-			k, ok = e.names()[vk]
-			ok = ok && t == timePrefix(k.base)
-		}
+	ve := f.t.byBase(maildir.BaseOf(vname))
+	if ve == nil {
+		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
 	}
-	if !ok || f.members[k] == nil {
+	k := ve.key()
+	if f.members[k] == nil {
 		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
 	}
 	m := e.msgs[k.mailbox][k.base]
@@ -53,23 +50,6 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
 	}
 	return f, k, m, nil
-}
-
-// Lookup returns the entry of a folder's message by its exact virtual
-// file name in cur/ (inNew false) or new/. A name the message no longer
-// has (renamed in the backend, or by a client, since it was listed) is not
-// found, as on a disk: Dovecot stat()s the name it last knew to tell
-// whether a flag change is still to be made (maildir_sync_flags), and
-// rename(2) is a no-op when both names are one inode, so an old name that
-// resolved would turn "clear a flag" into nothing.
-func (e *Engine) Lookup(folderName, vname string, inNew bool) (Entry, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	f, k, m, err := e.current(folderName, vname, inNew)
-	if err != nil {
-		return Entry{}, err
-	}
-	return e.entry(f, f.members[k], m), nil
 }
 
 // current finds a folder's message by the name it has now: a name it no
@@ -82,21 +62,10 @@ func (e *Engine) current(folderName, vname string, inNew bool) (*folder, key, *i
 	if err != nil {
 		return nil, key{}, nil, err
 	}
-	if ent := e.entry(f, f.members[k], m); ent.Name != vname || ent.New != inNew {
+	if ve := f.t.byUIDOf(f.members[k].UID); ve == nil || ve.name != vname || ve.new != inNew {
 		return nil, key{}, nil, fmt.Errorf("%s/%s: renamed since it was listed: %w", folderName, vname, ErrNotFound)
 	}
 	return f, k, m, nil
-}
-
-// Get returns a folder's message by virtual base name, whatever its flags.
-func (e *Engine) Get(folderName, vbase string) (Entry, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	f, k, m, err := e.lookup(folderName, vbase)
-	if err != nil {
-		return Entry{}, err
-	}
-	return e.entry(f, f.members[k], m), nil
 }
 
 // SetFlags renames the backend file of the folder's message now called
@@ -262,10 +231,8 @@ func (e *Engine) dirOf(name string) string {
 
 // forget removes a message from memory and the index. e.mu must be held.
 func (e *Engine) forget(b *index.Batch, k key) {
-	if m := e.msgs[k.mailbox][k.base]; m != nil && e.vnames != nil {
-		delete(e.vnames, vkeyOf(m))
-	}
 	delete(e.msgs[k.mailbox], k.base)
+	delete(e.suspects, k)
 	b.DeleteMessage(k.mailbox, k.base)
 }
 
@@ -408,9 +375,6 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		e.msgs[save] = map[string]*index.Message{}
 	}
 	e.msgs[save][base] = m
-	if e.vnames != nil {
-		e.vnames[vkeyOf(m)] = k
-	}
 	b := e.store.NewBatch()
 	b.PutMessage(m)
 	touched := e.update(b, map[key]bool{k: true}, false)
@@ -456,7 +420,9 @@ func (e *Engine) showWritten(folderName string, m *index.Message, vbase string, 
 			f.alias[vbase] = k
 		}
 	}
+	e.show(f, mem, m)
 	f.invalidate()
+	e.publishLocked()
 	b.PutMember(folderName, mem)
 	ent := e.entry(f, mem, m)
 	e.mu.Unlock()

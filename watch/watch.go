@@ -68,7 +68,19 @@ type Watcher struct {
 	files   map[string]map[string]bool
 	kick    chan struct{}
 	first   time.Time // when the pending batch got its first change
+	// from holds message files renamed away (IN_MOVED_FROM) whose
+	// arrival (IN_MOVED_TO) has not been seen yet, with when they left:
+	// see holdBack.
+	from map[string]time.Time
 }
+
+// pairWait is how long a message file renamed away is held back from a
+// batch waiting for the other half of the rename. A rename queues both
+// halves at once, so they are normally read together; a batch cut between
+// them (MaxDelay in a stream of renames, or a read that ends between
+// them) would make the message look deleted and then new: gone from
+// listings in between, back with a new UID.
+const pairWait = 50 * time.Millisecond
 
 // New sets up the watches of a backend root; Run delivers the batches.
 func New(root string, opts Options, out func(Batch)) (*Watcher, error) {
@@ -81,7 +93,8 @@ func New(root string, opts Options, out func(Batch)) (*Watcher, error) {
 	if opts.PollEvery == 0 {
 		opts.PollEvery = time.Second
 	}
-	w := &Watcher{root: root, opts: opts, out: out, dirs: map[string]bool{}, files: map[string]map[string]bool{}, kick: make(chan struct{}, 1)}
+	w := &Watcher{root: root, opts: opts, out: out, dirs: map[string]bool{}, files: map[string]map[string]bool{},
+		kick: make(chan struct{}, 1), from: map[string]time.Time{}}
 	if err := w.restart(); err != nil {
 		return nil, err
 	}
@@ -290,6 +303,11 @@ func (w *Watcher) event(e fsnotify.Event) {
 	defer w.mu.Unlock()
 	switch {
 	case parent == "cur" || parent == "new":
+		if e.Has(fsnotify.Rename) {
+			w.from[e.Name] = time.Now()
+		} else {
+			delete(w.from, e.Name)
+		}
 		w.noteFile(filepath.Dir(dir), parent+"/"+name) // a message in a mailbox
 	case parent == "tmp":
 		// deliveries in progress are not mail yet
@@ -314,6 +332,82 @@ func (w *Watcher) poll() {
 			}
 		}
 	}
+}
+
+// Recheck reports message files (by mailbox directory, as Batch.Files)
+// again in a later batch, pairWait from now at the latest, or sooner
+// together with another file of the same base name: the engine asks for
+// it when a file it was told about is gone and no other name of the
+// message was reported (a rename it did not see the end of yet).
+func (w *Watcher) Recheck(files map[string][]string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	for dir, rels := range files {
+		for _, rel := range rels {
+			w.from[filepath.Join(dir, rel)] = now
+			w.noteFile(dir, rel)
+		}
+	}
+}
+
+// holdBackLocked moves out of b, back into the pending batch, the message
+// files renamed away less than pairWait ago whose mailbox shows no other
+// file of the same base name in b: the other half of their rename is
+// still to come. It returns when to look again (0: nothing held). w.mu
+// must be held.
+func (w *Watcher) holdBackLocked(b *Batch) time.Duration {
+	if len(w.from) == 0 {
+		return 0
+	}
+	now := time.Now()
+	for p, at := range w.from { // in directories listed as a whole
+		if now.Sub(at) > time.Second {
+			delete(w.from, p)
+		}
+	}
+	var retry time.Duration
+	for dir, files := range b.Files {
+		var bases map[string]int
+		kept := files[:0]
+		for _, rel := range files {
+			p := filepath.Join(dir, rel)
+			at, ok := w.from[p]
+			if !ok {
+				kept = append(kept, rel)
+				continue
+			}
+			if bases == nil {
+				bases = map[string]int{}
+				for _, r := range files {
+					bases[maildir.BaseOf(filepath.Base(r))]++
+				}
+			}
+			left := pairWait - now.Sub(at)
+			if bases[maildir.BaseOf(filepath.Base(rel))] > 1 || left <= 0 {
+				delete(w.from, p) // paired, or waited long enough: a delete
+				kept = append(kept, rel)
+				continue
+			}
+			// Still to come: next batch.
+			if w.files[dir] == nil {
+				w.files[dir] = map[string]bool{}
+			}
+			w.files[dir][rel] = true
+			if w.first.IsZero() {
+				w.first = at
+			}
+			if retry == 0 || left < retry {
+				retry = left
+			}
+		}
+		if len(kept) == 0 {
+			delete(b.Files, dir)
+		} else {
+			b.Files[dir] = kept
+		}
+	}
+	return retry
 }
 
 // deliver hands pending batches to out, after they settle.
@@ -360,7 +454,16 @@ func (w *Watcher) deliver(ctx context.Context) {
 			sort.Strings(b.Files[d])
 		}
 		w.pending, w.dirs, w.files, w.first = Batch{}, map[string]bool{}, map[string]map[string]bool{}, time.Time{}
+		retry := w.holdBackLocked(&b)
 		w.mu.Unlock()
+		if retry > 0 {
+			time.AfterFunc(retry, func() {
+				select {
+				case w.kick <- struct{}{}:
+				default:
+				}
+			})
+		}
 		if len(b.Dirs) == 0 && len(b.Files) == 0 && !b.Tree && !b.Rescan {
 			continue
 		}

@@ -182,6 +182,9 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	// view is set once mounted; the engine's OnChange, called from the
 	// watcher's goroutine, reads it.
 	var viewPtr atomic.Pointer[vfs.Root]
+	// watcher is set once watching; the engine asks it to report again
+	// files that vanished in the middle of a rename (Config.Recheck).
+	var watcher atomic.Pointer[watch.Watcher]
 	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{
 		Root:    root,
 		Folders: folders,
@@ -194,6 +197,11 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		OnChange: func(folders []string) {
 			if v := viewPtr.Load(); v != nil {
 				v.Changed(folders)
+			}
+		},
+		Recheck: func(files map[string][]string) {
+			if w := watcher.Load(); w != nil {
+				w.Recheck(files)
 			}
 		},
 		Progress:   newProgress(stderr),
@@ -238,6 +246,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		stopWatch()
 		return fmt.Errorf("watch %s: %w", root, err)
 	}
+	watcher.Store(w)
 	watching := make(chan struct{})
 	go func() { w.Run(wctx); close(watching) }()
 	defer func() { stopWatch(); <-watching }()

@@ -1,0 +1,240 @@
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"vmfs/internal/maildir"
+)
+
+// TestListingsDuringBackendRenames: while another program renames backend
+// messages as mbsync does when it syncs flags (within cur/), every listing
+// of the folder shows every message, under its old or its new name, never
+// neither, always with the same inode number (an IMAP server on the mount
+// takes a missing message for an expunge and gives it a new UID when it
+// comes back); and a client renaming other messages through the mount at
+// the same time never gets ENOENT for a name it just listed.
+func TestListingsDuringBackendRenames(t *testing.T) {
+	root := genBackend(t, 300)
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte("[folder.All]\nmailboxes = [\"*\"]\nquery = \"ALL\"\n"), 0o644)
+	m := mount(t, root, "--config", cfg)
+
+	all := backend(t, root)
+	var cur []backendMsg
+	for _, b := range all {
+		if !b.New {
+			cur = append(cur, b)
+		}
+	}
+	if len(cur) < 100 {
+		t.Fatalf("only %d messages in cur/", len(cur))
+	}
+	mine, theirs := cur[:len(cur)/2], cur[len(cur)/2:] // the client's, the backend writer's
+
+	// The inode number of every message, by virtual base name.
+	inoOf := func() (map[string]uint64, error) {
+		out := map[string]uint64{}
+		for _, sub := range []string{"cur", "new"} {
+			ents, err := readDirInos(m.path("All", sub))
+			if err != nil {
+				return nil, err
+			}
+			for name, ino := range ents {
+				out[maildir.BaseOf(name)] = ino
+			}
+		}
+		return out, nil
+	}
+	want, err := inoOf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != len(all) {
+		t.Fatalf("All lists %d messages, the backend has %d", len(want), len(all))
+	}
+	// The client's messages, found through the mount by their bytes.
+	own := ownNames(t, m.path("All", "cur"), ls(t, m.path("All", "cur")), mine)
+	if len(own) != len(mine) {
+		t.Fatalf("found %d of the client's %d messages in All/cur", len(own), len(mine))
+	}
+
+	stop := time.Now().Add(4 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex // protects the counters and failures below
+	var listings, missing, wrongIno, renames, enoent int
+	var failures []string
+	fail := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(failures) < 10 {
+			failures = append(failures, fmt.Sprintf(format, a...))
+		}
+	}
+
+	wg.Add(3)
+	go func() { // the backend writer: flags set and cleared as mbsync does
+		defer wg.Done()
+		r := rand.New(rand.NewSource(1))
+		paths := make([]string, len(theirs))
+		for i, b := range theirs {
+			paths[i] = b.Path
+		}
+		for time.Now().Before(stop) {
+			i := r.Intn(len(paths))
+			n, _ := maildir.ParseName(filepath.Base(paths[i]))
+			if strings.Contains(n.Flags, "F") {
+				n.Flags = maildir.SetFlags(n.Flags, "", "F")
+			} else {
+				n.Flags = maildir.SetFlags(n.Flags, "F", "")
+			}
+			dst := filepath.Join(filepath.Dir(paths[i]), n.String())
+			if err := os.Rename(paths[i], dst); err != nil {
+				fail("backend rename: %v", err)
+				return
+			}
+			paths[i] = dst
+		}
+	}()
+	go func() { // a reader listing the folder over and over
+		defer wg.Done()
+		for time.Now().Before(stop) {
+			got, err := inoOf()
+			if err != nil {
+				fail("list: %v", err)
+				return
+			}
+			mu.Lock()
+			listings++
+			for vb, ino := range want {
+				switch g, ok := got[vb]; {
+				case !ok:
+					missing++
+				case g != ino:
+					wrongIno++
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	go func() { // a client flagging its own messages through the mount
+		defer wg.Done()
+		r := rand.New(rand.NewSource(2))
+		dir := m.path("All", "cur")
+		for time.Now().Before(stop) && len(own) > 0 {
+			i := r.Intn(len(own))
+			n, _ := maildir.ParseName(own[i])
+			if strings.Contains(n.Flags, "S") {
+				n.Flags = maildir.SetFlags(n.Flags, "", "S")
+			} else {
+				n.Flags = maildir.SetFlags(n.Flags, "S", "")
+			}
+			err := os.Rename(filepath.Join(dir, own[i]), filepath.Join(dir, n.String()))
+			mu.Lock()
+			renames++
+			if errors.Is(err, syscall.ENOENT) {
+				enoent++
+			}
+			mu.Unlock()
+			if err != nil && !errors.Is(err, syscall.ENOENT) {
+				fail("client rename: %v", err)
+				return
+			}
+			if err == nil {
+				own[i] = n.String()
+			}
+		}
+	}()
+	wg.Wait()
+	for _, f := range failures {
+		t.Error(f)
+	}
+	t.Logf("%d listings, %d client renames", listings, renames)
+	if listings < 5 || renames < 50 {
+		t.Fatalf("too little done to tell: %d listings, %d renames", listings, renames)
+	}
+	if missing > 0 {
+		t.Errorf("%d times a message was missing from a listing while it was renamed in the backend", missing)
+	}
+	if wrongIno > 0 {
+		t.Errorf("%d times a message was listed with another inode number (a new UID)", wrongIno)
+	}
+	if enoent > 0 {
+		t.Errorf("%d of %d renames through the mount of names just listed got ENOENT", enoent, renames)
+	}
+	// And afterwards: every message is there, once.
+	eventually(t, 5*time.Second, func() string {
+		got, err := inoOf()
+		if err != nil {
+			return err.Error()
+		}
+		if len(got) != len(all) {
+			return fmt.Sprintf("All lists %d messages, want %d", len(got), len(all))
+		}
+		for vb, ino := range want {
+			if got[vb] != ino {
+				return fmt.Sprintf("%s: inode %d, want %d", vb, got[vb], ino)
+			}
+		}
+		return ""
+	})
+}
+
+// readDirInos lists a directory with each entry's inode number (d_ino).
+func readDirInos(dir string) (map[string]uint64, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]uint64{}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := syscall.ReadDirent(int(f.Fd()), buf)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return out, nil
+		}
+		b := buf[:n]
+		for len(b) > 0 {
+			reclen := int(uint16(b[16]) | uint16(b[17])<<8)
+			ino := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+				uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if s := string(name); s != "." && s != ".." {
+				out[s] = ino
+			}
+			b = b[reclen:]
+		}
+	}
+}
+
+// ownNames returns the names in dir (of the mount) whose files have the
+// same bytes as one of msgs' backend files.
+func ownNames(t *testing.T, dir string, names []string, msgs []backendMsg) []string {
+	want := map[string]bool{}
+	for _, b := range msgs {
+		want[hashFile(t, b.Path)] = true
+	}
+	var out []string
+	for _, n := range names {
+		if want[hashFile(t, filepath.Join(dir, n))] {
+			out = append(out, n)
+		}
+	}
+	return out
+}

@@ -1,0 +1,301 @@
+package vsync
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/btree"
+
+	"vmfs/index"
+	"vmfs/internal/maildir"
+)
+
+// Views. What the filesystem reads of a folder — its listing, a message by
+// name — comes from an immutable View that the writer publishes after each
+// change (one atomic pointer for all folders), so a read takes no lock and
+// never waits for a sync, a body search or an index commit. The writer
+// keeps each folder's entries in two copy-on-write B-trees (by UID, the
+// listing order; by virtual base name, for lookups), changes them in place
+// as members come, go or are renamed, and publishes clones of them: a
+// clone costs O(1), and a change after it copies only the nodes on its
+// path. A listing moves from one published View to the next in one step,
+// so a message renamed in the backend is always listed under its old or
+// its new name.
+
+// vent is one member of a folder as the filesystem sees it. Immutable once
+// in a tree: a change replaces it.
+type vent struct {
+	uid     uint32
+	new     bool
+	baseLen uint16 // name[:baseLen] is the virtual base name
+	name    string // virtual file name
+	mb      *mbRef
+	file    string // backend file name (in mb's cur/ or new/)
+	size    int64
+	mtime   int64
+}
+
+func (v *vent) vbase() string { return v.name[:v.baseLen] }
+
+func (v *vent) key() key { return key{v.mb.name, maildir.BaseOf(v.file)} }
+
+func (v *vent) path() string {
+	if v.new {
+		return v.mb.path + "/new/" + v.file
+	}
+	return v.mb.path + "/cur/" + v.file
+}
+
+func (v *vent) entry() Entry {
+	return Entry{UID: v.uid, Name: v.name, New: v.new, Size: v.size, MTime: time.Unix(0, v.mtime), Path: v.path()}
+}
+
+// mbRef names a backend mailbox and its directory; shared by the entries
+// of its messages, never changed (a mailbox whose directory changes gets
+// a new one).
+type mbRef struct{ name, path string }
+
+func byUID(a, b *vent) bool { return a.uid < b.uid }
+
+func byVBase(a, b *vent) bool { return a.vbase() < b.vbase() }
+
+// degree of the B-trees: 32 entries a node (a node is 2·32 pointers).
+const treeDegree = 16
+
+// ventTrees is a folder's entries, by UID and by virtual base name.
+type ventTrees struct {
+	uid, vb *btree.BTreeG[*vent]
+}
+
+func newTrees() ventTrees {
+	return ventTrees{btree.NewG(treeDegree, byUID), btree.NewG(treeDegree, byVBase)}
+}
+
+// View is a published, immutable picture of one folder.
+type View struct {
+	gen         uint64
+	uidValidity uint32
+	t           ventTrees
+
+	once  sync.Once
+	names []NameEntry
+}
+
+// Names returns the listing in UID order, built once per View.
+func (v *View) Names() []NameEntry {
+	v.once.Do(func() {
+		v.names = make([]NameEntry, 0, v.t.uid.Len())
+		v.t.uid.Ascend(func(e *vent) bool {
+			v.names = append(v.names, NameEntry{UID: e.uid, Name: e.name, New: e.new})
+			return true
+		})
+	})
+	return v.names
+}
+
+// byBase returns the entry whose virtual base name is vbase.
+func (t ventTrees) byBase(vbase string) *vent {
+	probe := vent{name: vbase, baseLen: uint16(len(vbase))}
+	e, _ := t.vb.Get(&probe)
+	return e
+}
+
+// byUIDOf returns the entry of UID uid.
+func (t ventTrees) byUIDOf(uid uint32) *vent {
+	e, _ := t.uid.Get(&vent{uid: uid})
+	return e
+}
+
+// views is every folder's View, and the folder names in order.
+type views struct {
+	order   []string
+	folders map[string]*View
+}
+
+// view returns the published View of a folder.
+func (e *Engine) view(folderName string) (*View, error) {
+	vs := e.pub.Load()
+	if vs != nil {
+		if v := vs.folders[folderName]; v != nil {
+			return v, nil
+		}
+	}
+	return nil, fmt.Errorf("folder %q: %w", folderName, ErrNotFound)
+}
+
+// refOf returns the shared mbRef of a mailbox. e.mu must be held.
+func (e *Engine) refOf(name string) *mbRef {
+	r := e.refs[name]
+	var path string
+	switch mb := e.mailboxes[name]; {
+	case mb != nil:
+		path = mb.Path
+	case r != nil:
+		return r
+	default:
+		path = e.dirOf(name)
+	}
+	if r != nil && r.path == path {
+		return r
+	}
+	r = &mbRef{name: name, path: path}
+	if e.refs == nil {
+		e.refs = map[string]*mbRef{}
+	}
+	e.refs[name] = r
+	return r
+}
+
+// ventOf builds a member's entry. e.mu must be held.
+func (e *Engine) ventOf(f *folder, mem *index.Member, m *index.Message) *vent {
+	name := e.shownName(f, mem, m)
+	base := maildir.BaseOf(name)
+	if len(base) > 0xffff {
+		base = name
+	}
+	return &vent{uid: mem.UID, new: m.New, baseLen: uint16(len(base)), name: name, mb: e.refOf(m.Mailbox),
+		file: m.Name, size: m.Size, mtime: m.MTime}
+}
+
+func sameVent(a, b *vent) bool {
+	return a.uid == b.uid && a.new == b.new && a.name == b.name && a.baseLen == b.baseLen && a.mb == b.mb &&
+		a.file == b.file && a.size == b.size && a.mtime == b.mtime
+}
+
+// show puts a member's current entry into the folder's trees; it reports
+// whether anything changed. e.mu must be held.
+func (e *Engine) show(f *folder, mem *index.Member, m *index.Message) bool {
+	nv := e.ventOf(f, mem, m)
+	old := f.t.byUIDOf(mem.UID)
+	if old != nil && sameVent(old, nv) {
+		return false
+	}
+	if old != nil && old.vbase() != nv.vbase() {
+		f.t.vb.Delete(old)
+	}
+	if other := f.t.byBase(nv.vbase()); other != nil && other.uid != nv.uid {
+		// Two members cannot share a name; the older one keeps it.
+		f.t.uid.Delete(other)
+		f.t.vb.Delete(other)
+		f.t.uid.ReplaceOrInsert(nv)
+		f.t.vb.ReplaceOrInsert(nv)
+		return true
+	}
+	f.t.uid.ReplaceOrInsert(nv)
+	f.t.vb.ReplaceOrInsert(nv)
+	return true
+}
+
+// hide removes a member's entry from the folder's trees. e.mu must be
+// held.
+func (f *folder) hide(mem *index.Member) {
+	if old, ok := f.t.uid.Delete(&vent{uid: mem.UID}); ok {
+		if cur := f.t.byBase(old.vbase()); cur == old {
+			f.t.vb.Delete(old)
+		}
+	}
+}
+
+// showAll rebuilds a folder's trees from its members. e.mu must be held.
+func (e *Engine) showAll(f *folder) {
+	f.t = newTrees()
+	for k, mem := range f.members {
+		if m := e.msgs[k.mailbox][k.base]; m != nil {
+			e.show(f, mem, m)
+		}
+	}
+}
+
+// publishLocked publishes the folder list and a new View of each folder
+// whose generation changed (f.invalidate). e.mu must be held.
+func (e *Engine) publishLocked() {
+	old := e.pub.Load()
+	vs := &views{order: append([]string(nil), e.order...), folders: make(map[string]*View, len(e.folders))}
+	for name, f := range e.folders {
+		if ov := old.get(name); ov != nil && ov.gen == f.gen && ov.uidValidity == f.state.UIDValidity {
+			vs.folders[name] = ov
+			continue
+		}
+		vs.folders[name] = &View{gen: f.gen, uidValidity: f.state.UIDValidity, t: ventTrees{f.t.uid.Clone(), f.t.vb.Clone()}}
+	}
+	e.pub.Store(vs)
+}
+
+func (vs *views) get(name string) *View {
+	if vs == nil {
+		return nil
+	}
+	return vs.folders[name]
+}
+
+// Names returns a folder's listing, names only, in UID order, and the
+// generation it belongs to (see Gen). The slice is shared: the caller must
+// not modify it. It takes no lock.
+func (e *Engine) Names(folderName string) ([]NameEntry, uint64, error) {
+	v, err := e.view(folderName)
+	if err != nil {
+		return nil, 0, err
+	}
+	return v.Names(), v.gen, nil
+}
+
+// Gen returns a number that changes whenever the folder's listing changes.
+func (e *Engine) Gen(folderName string) uint64 {
+	if v, err := e.view(folderName); err == nil {
+		return v.gen
+	}
+	return 0
+}
+
+// UIDValidity returns a folder's UIDVALIDITY.
+func (e *Engine) UIDValidity(folderName string) uint32 {
+	if v, err := e.view(folderName); err == nil {
+		return v.uidValidity
+	}
+	return 0
+}
+
+// Folders returns the folder names, sorted.
+func (e *Engine) Folders() []string {
+	if vs := e.pub.Load(); vs != nil {
+		return append([]string(nil), vs.order...)
+	}
+	return nil
+}
+
+// Lookup returns the entry of a folder's message by its exact virtual
+// file name in cur/ (inNew false) or new/. A name the message no longer
+// has (renamed in the backend, or by a client, since it was listed) is not
+// found, as on a disk: Dovecot stat()s the name it last knew to tell
+// whether a flag change is still to be made (maildir_sync_flags), and
+// rename(2) is a no-op when both names are one inode, so an old name that
+// resolved would turn "clear a flag" into nothing. It takes no lock.
+func (e *Engine) Lookup(folderName, vname string, inNew bool) (Entry, error) {
+	v, err := e.view(folderName)
+	if err != nil {
+		return Entry{}, err
+	}
+	ve := v.t.byBase(maildir.BaseOf(vname))
+	if ve == nil {
+		return Entry{}, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
+	}
+	if ve.name != vname || ve.new != inNew {
+		return Entry{}, fmt.Errorf("%s/%s: renamed since it was listed: %w", folderName, vname, ErrNotFound)
+	}
+	return ve.entry(), nil
+}
+
+// Get returns a folder's message by virtual base name, whatever its flags.
+// It takes no lock.
+func (e *Engine) Get(folderName, vbase string) (Entry, error) {
+	v, err := e.view(folderName)
+	if err != nil {
+		return Entry{}, err
+	}
+	ve := v.t.byBase(maildir.BaseOf(vbase))
+	if ve == nil {
+		return Entry{}, fmt.Errorf("%s/%s: %w", folderName, vbase, ErrNotFound)
+	}
+	return ve.entry(), nil
+}
