@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -92,5 +93,74 @@ func waitStat(b *testing.B, m *mounted, p string, t0 time.Time) time.Duration {
 			b.Fatalf("%s not visible after 10 s (listed: %v of %d; stat now: %v)\n%s", p, listed, len(ents), err, strings.Join(log, "\n"))
 		}
 		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// BenchmarkLookupDuringSearch measures the latency of FUSE LOOKUP and
+// READDIR (a stat of a message and a listing of Unread, each through the
+// kernel with nothing cached: the mount runs with zero entry timeouts for
+// folders, and each stat names a message not looked up before) while the
+// engine builds a search folder that reads every message: `mkdir` of
+// VMFS_BENCH_QUERY (default `BODY zzyzx`, matching nothing) at the mount
+// root, with VMFS_BENCH_N messages indexed (default 20,000). It reports
+// p50/p99 of each and how long the mkdir took.
+func BenchmarkLookupDuringSearch(b *testing.B) {
+	root := filepath.Join(b.TempDir(), "mail")
+	if _, err := corpus.Generate(root, corpus.Options{Messages: benchN(), Mailboxes: 40, Seed: 9, Now: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	q := os.Getenv("VMFS_BENCH_QUERY")
+	if q == "" {
+		q = "BODY zzyzx"
+	}
+	m := mountB(b, root)
+	var names []string
+	for _, sub := range []string{"cur", "new"} {
+		ents, err := os.ReadDir(m.path("Unread", sub))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range ents {
+			names = append(names, filepath.Join(sub, e.Name()))
+		}
+	}
+	for i := 0; i < b.N; i++ {
+		exec.Command("sh", "-c", "echo 3 > /proc/sys/vm/drop_caches").Run()
+		dir := m.path(q + strings.Repeat(" ALL", i)) // a new folder each time
+		done := make(chan time.Duration)
+		go func() {
+			t0 := time.Now()
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				b.Error(err)
+			}
+			done <- time.Since(t0)
+		}()
+		var lookup, readdir []time.Duration
+		var took time.Duration
+		for j := 0; ; j++ {
+			select {
+			case took = <-done:
+			default:
+			}
+			if took != 0 {
+				break
+			}
+			t0 := time.Now()
+			os.Stat(m.path("Unread", names[j%len(names)]))
+			lookup = append(lookup, time.Since(t0))
+			if j%10 == 0 {
+				t0 = time.Now()
+				os.ReadDir(m.path("Unread", "new"))
+				readdir = append(readdir, time.Since(t0))
+			}
+		}
+		b.ReportMetric(took.Seconds(), "mkdir-s")
+		b.ReportMetric(float64(pct(lookup, 0.5).Microseconds())/1000, "lookup-p50-ms")
+		b.ReportMetric(float64(pct(lookup, 0.99).Microseconds())/1000, "lookup-p99-ms")
+		b.ReportMetric(float64(pct(readdir, 0.5).Microseconds())/1000, "readdir-p50-ms")
+		b.ReportMetric(float64(pct(readdir, 0.99).Microseconds())/1000, "readdir-p99-ms")
+		b.ReportMetric(float64(pct(lookup, 1).Microseconds())/1000, "lookup-max-ms")
+		b.ReportMetric(float64(len(lookup)), "lookups")
+		os.Remove(dir)
 	}
 }

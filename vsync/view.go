@@ -1,7 +1,10 @@
 package vsync
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,13 +200,29 @@ func (f *folder) hide(mem *index.Member) {
 	}
 }
 
-// showAll rebuilds a folder's trees from its members. e.mu must be held.
+// showAll rebuilds a folder's trees from its members, inserting in
+// order (a B-tree filled in order touches only its rightmost path). e.mu
+// must be held.
 func (e *Engine) showAll(f *folder) {
 	f.t = newTrees()
+	vs := make([]*vent, 0, len(f.members))
 	for k, mem := range f.members {
 		if m := e.msgs[k.mailbox][k.base]; m != nil {
-			e.show(f, mem, m)
+			vs = append(vs, e.ventOf(f, mem, m))
 		}
+	}
+	slices.SortFunc(vs, func(a, b *vent) int { return strings.Compare(a.vbase(), b.vbase()) })
+	for i, v := range vs {
+		if i > 0 && vs[i-1].vbase() == v.vbase() {
+			continue // two members cannot share a name; one keeps it
+		}
+		f.t.vb.ReplaceOrInsert(v)
+	}
+	vs = vs[:0]
+	f.t.vb.Ascend(func(v *vent) bool { vs = append(vs, v); return true })
+	slices.SortFunc(vs, func(a, b *vent) int { return cmp.Compare(a.uid, b.uid) })
+	for _, v := range vs {
+		f.t.uid.ReplaceOrInsert(v)
 	}
 }
 
