@@ -28,6 +28,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -154,20 +155,28 @@ type mailbox struct {
 }
 
 // Engine keeps one backend root's index and folders.
+//
+// One writer: every change — syncs, watcher events, write-backs through
+// the mount, ticks, Fill, folders added or removed — runs with op held,
+// and op protects every field below it. A change ends in commitLocked:
+// the folders' Views are published (view.go), the index batch committed,
+// OnChange told. The filesystem's reads (Names, Lookup, Get, Gen,
+// Folders) take no lock at all: they read the published Views, so they
+// never wait behind a sync, a body search or a commit. op is the only
+// lock; the Store has its own, taken inside Commit.
 type Engine struct {
 	cfg   Config
 	store *index.Store
 
-	// op serialises everything that changes the backend or the index
-	// (syncs and write-backs): the engine is the index's one writer.
+	// op serialises everything that reads or changes the state below,
+	// the backend and the index: the engine is their one writer.
 	op sync.Mutex
 	// committed, when not nil, is closed once the background commit of a
 	// big sync's batch has ended; whoever takes op next waits for it
-	// (lockOp). Protected by op.
+	// (lockOp).
 	committed chan struct{}
-	closed    bool // by Close; protected by op
+	closed    bool // by Close
 
-	mu        sync.Mutex // protects everything below
 	folders   map[string]*folder
 	order     []string // folder names, sorted
 	evalOrder []string // folder names in the order updates evaluate them (see Open)
@@ -186,7 +195,7 @@ type Engine struct {
 	// when nil (the tests slow it down).
 	textOf func(path string, headers bool, fn func(string) bool) error
 	// pub is what readers see: every folder's published View. Written
-	// with e.mu held, read without any lock.
+	// with e.op held, read without any lock.
 	pub atomic.Pointer[views]
 	// incomplete is set when the store's last big batch was cut short;
 	// cleared once a full evaluation has been committed.
@@ -322,9 +331,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.showPending = true
-	e.mu.Lock()
 	e.publishLocked() // folders listed empty until the first sync
-	e.mu.Unlock()
 	slog.Debug("index loaded", "open", tOpen, "load", tLoad-tOpen, "engine", time.Since(t0)-tLoad)
 	return e, nil
 }
@@ -358,7 +365,7 @@ func newFolder(d Folder) (*folder, error) {
 // arrange orders the folders and computes what the index must hold for
 // them. Updates evaluate folders without size or date conditions first: a
 // message they take is stat()ed (ensureStat), and then the others can see
-// it too. e.mu must be held once the engine is running.
+// it too. e.op must be held once the engine is running.
 func (e *Engine) arrange() {
 	e.order, e.evalOrder = e.order[:0], e.evalOrder[:0]
 	var needs []query.Needs
@@ -396,9 +403,7 @@ func (e *Engine) AddFolder(ctx context.Context, d Folder) error {
 	if err := e.lockOp(); err != nil {
 		return err
 	}
-	e.mu.Lock()
 	if _, dup := e.folders[d.Name]; dup {
-		e.mu.Unlock()
 		e.op.Unlock()
 		return fmt.Errorf("folder %q: %w", d.Name, maildir.ErrExist)
 	}
@@ -406,9 +411,8 @@ func (e *Engine) AddFolder(ctx context.Context, d Folder) error {
 	f.rebuild = true
 	e.folders[d.Name] = f
 	e.arrange()
-	e.mu.Unlock()
-	e.op.Unlock()
-	return e.Sync(ctx)
+	defer e.op.Unlock()
+	return e.syncAllLocked(ctx)
 }
 
 // RedefineFolder changes a folder's definition while running (the
@@ -422,10 +426,8 @@ func (e *Engine) RedefineFolder(ctx context.Context, d Folder) error {
 	if err := e.lockOp(); err != nil {
 		return err
 	}
-	e.mu.Lock()
 	f := e.folders[d.Name]
 	if f == nil {
-		e.mu.Unlock()
 		e.op.Unlock()
 		return fmt.Errorf("folder %q: %w", d.Name, ErrNotFound)
 	}
@@ -435,9 +437,8 @@ func (e *Engine) RedefineFolder(ctx context.Context, d Folder) error {
 	nf.gen = f.gen + 1
 	e.folders[d.Name] = nf
 	e.arrange()
-	e.mu.Unlock()
-	e.op.Unlock()
-	return e.Sync(ctx)
+	defer e.op.Unlock()
+	return e.syncAllLocked(ctx)
 }
 
 // RemoveFolder removes a folder while running (rmdir of a search): its
@@ -447,10 +448,8 @@ func (e *Engine) RemoveFolder(name string) error {
 		return err
 	}
 	defer e.op.Unlock()
-	e.mu.Lock()
 	f := e.folders[name]
 	if f == nil {
-		e.mu.Unlock()
 		return fmt.Errorf("folder %q: %w", name, ErrNotFound)
 	}
 	b := e.store.NewBatch()
@@ -460,9 +459,7 @@ func (e *Engine) RemoveFolder(name string) error {
 	b.DeleteFolder(name)
 	delete(e.folders, name)
 	e.arrange()
-	e.publishLocked()
-	e.mu.Unlock()
-	return b.Commit()
+	return e.commitLocked(b, nil, nil)
 }
 
 // Close flushes and closes the index.
@@ -482,7 +479,6 @@ func (e *Engine) Close() error {
 	if e.cfg.Inspect {
 		return e.store.Close()
 	}
-	e.mu.Lock()
 	snap := &index.Snapshot{Messages: e.msgs, Mailboxes: e.mstate, Folders: map[string]*index.FolderState{}, Members: map[string][]*index.Member{}}
 	for name, f := range e.folders {
 		st := f.state
@@ -495,7 +491,6 @@ func (e *Engine) Close() error {
 		}
 	}
 	err := e.store.SaveSnapshot(snap)
-	e.mu.Unlock()
 	if err != nil {
 		slog.Warn("snapshot not written; the next start reads the index key by key", "err", err)
 	}
@@ -599,6 +594,15 @@ const settleTime = 2 * time.Second
 // mailboxes, and every mailbox whose directories changed since it was last
 // scanned. Unchanged mailboxes are recognised by their directory mtimes.
 func (e *Engine) Sync(ctx context.Context) error {
+	if err := e.lockOp(); err != nil {
+		return err
+	}
+	defer e.op.Unlock()
+	return e.syncAllLocked(ctx)
+}
+
+// syncAllLocked is Sync with e.op held.
+func (e *Engine) syncAllLocked(ctx context.Context) error {
 	tree, err := maildir.Discover(e.cfg.Root)
 	if err != nil {
 		slog.Warn("backend", "err", err)
@@ -608,7 +612,6 @@ func (e *Engine) Sync(ctx context.Context) error {
 			return fmt.Errorf("backend %s: %w", e.cfg.Root, serr)
 		}
 	}
-	e.mu.Lock()
 	old := e.mailboxes
 	e.mailboxes = map[string]*mailbox{}
 	for _, mb := range tree.Mailboxes {
@@ -627,42 +630,45 @@ func (e *Engine) Sync(ctx context.Context) error {
 			names = append(names, name)
 		}
 	}
-	e.mu.Unlock()
-	return e.syncMailboxes(ctx, names, true)
+	return e.syncLocked(ctx, names, true)
 }
 
 // MailboxChanged re-reads one mailbox (the watcher calls it); a mailbox
 // that no longer exists is treated as empty.
 func (e *Engine) MailboxChanged(ctx context.Context, name string) error {
-	e.mu.Lock()
+	if err := e.lockOp(); err != nil {
+		return err
+	}
+	defer e.op.Unlock()
 	if _, ok := e.mailboxes[name]; !ok {
 		if dir := e.dirOf(name); maildir.IsMaildir(dir) {
 			e.mailboxes[name] = &mailbox{Mailbox: maildir.Mailbox{Name: name, Path: dir}}
 		}
 	}
-	e.mu.Unlock()
-	return e.syncMailboxes(ctx, []string{name}, false)
+	return e.syncLocked(ctx, []string{name}, false)
 }
 
 // DirsChanged re-reads the mailboxes at these directories (the watcher
 // calls it); a directory that is no known mailbox makes it sync the whole
 // backend.
 func (e *Engine) DirsChanged(ctx context.Context, dirs []string) error {
-	e.mu.Lock()
+	if err := e.lockOp(); err != nil {
+		return err
+	}
+	defer e.op.Unlock()
 	byPath := make(map[string]string, len(e.mailboxes))
 	for name, mb := range e.mailboxes {
 		byPath[mb.Path] = name
 	}
-	e.mu.Unlock()
 	var names []string
 	for _, d := range dirs {
 		name, ok := byPath[d]
 		if !ok {
-			return e.Sync(ctx)
+			return e.syncAllLocked(ctx)
 		}
 		names = append(names, name)
 	}
-	return e.syncMailboxes(ctx, names, false)
+	return e.syncLocked(ctx, names, false)
 }
 
 // FilesChanged takes the message files the watcher saw change, by mailbox
@@ -670,21 +676,19 @@ func (e *Engine) DirsChanged(ctx context.Context, dirs []string) error {
 // directory is listed, so the cost follows the change, not the mailbox
 // size. A directory that is no known mailbox makes it sync everything.
 func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) error {
-	e.mu.Lock()
-	byPath := make(map[string]*mailbox, len(e.mailboxes))
-	for _, mb := range e.mailboxes {
-		byPath[mb.Path] = mb
-	}
-	e.mu.Unlock()
-	for dir := range files {
-		if byPath[dir] == nil {
-			return e.Sync(ctx)
-		}
-	}
 	if err := e.lockOp(); err != nil {
 		return err
 	}
 	defer e.op.Unlock()
+	byPath := make(map[string]*mailbox, len(e.mailboxes))
+	for _, mb := range e.mailboxes {
+		byPath[mb.Path] = mb
+	}
+	for dir := range files {
+		if byPath[dir] == nil {
+			return e.syncAllLocked(ctx)
+		}
+	}
 
 	type seen struct {
 		name  string
@@ -720,7 +724,6 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 				absent = append(absent, s)
 			}
 		}
-		e.mu.Lock()
 		msgs := e.msgs[mb.Name]
 		for base, s := range present {
 			k := key{mb.Name, base}
@@ -763,15 +766,14 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 				continue
 			}
 			delete(e.suspects, k)
+			slog.Debug("message gone", "mailbox", mb.Name, "file", s.name)
 			e.forget(batch, k)
 			changed[k] = true
 		}
-		e.mu.Unlock()
 	}
 	if err := e.extractAll(ctx, jobs); err != nil {
 		return err
 	}
-	e.mu.Lock()
 	e.record(batch, jobs, changed)
 	for _, j := range jobs {
 		if st := e.mstate[j.mb.Name]; j.failed && st != nil && st.Settled {
@@ -779,16 +781,10 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			batch.PutMailbox(j.mb.Name, st)
 		}
 	}
-	touched := e.update(batch, changed, false)
-	e.mu.Unlock()
 	if len(recheck) > 0 {
 		e.cfg.Recheck(recheck)
 	}
-	if err := batch.Commit(); err != nil {
-		return err
-	}
-	e.notify(touched)
-	return nil
+	return e.commitLocked(batch, changed, nil)
 }
 
 // extractJob is a new message to read.
@@ -814,9 +810,7 @@ func (j *extractJob) path() string {
 // extractAll reads new messages in parallel, reporting progress for big
 // batches. It holds no lock: the caller holds e.op.
 func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
-	e.mu.Lock()
 	needs, needsHash := e.needs, e.needsHash
-	e.mu.Unlock()
 	var done atomic.Int64
 	stopProgress := e.progress(len(jobs), &done)
 	parallel(ctx, len(jobs), ioWorkers(), func(i int) {
@@ -832,7 +826,7 @@ func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
 	return ctx.Err()
 }
 
-// record adds extracted messages to memory, the batch and changed. e.mu
+// record adds extracted messages to memory, the batch and changed. e.op
 // must be held.
 func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]bool) {
 	if len(jobs) > 1000 { // size the maps once, not by doubling
@@ -907,14 +901,12 @@ func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState boo
 func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) error {
 	start := e.cfg.Now()
 	t0 := time.Now()
-	e.mu.Lock()
 	mbs := make([]*mailbox, len(names))
 	olds := make([]*index.MailboxState, len(names))
 	for i, n := range names {
 		mbs[i], olds[i] = e.mailboxes[n], e.mstate[n]
 	}
 	needsHash, flagsOnly := e.needsHash, e.needs.FlagsOnly()
-	e.mu.Unlock()
 
 	// 1. List the mailboxes (directory entries only), several at a time:
 	// on a cold cache each listing mostly waits for the disk.
@@ -973,7 +965,6 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	}
 
 	// 2. Find new messages and renames; extract the new ones in parallel.
-	e.mu.Lock()
 	var jobs []*extractJob
 	changed := map[key]bool{}
 	deleted := map[key]bool{}
@@ -1003,12 +994,13 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			batch.DeleteMailbox(sc.name)
 			continue
 		}
-		seen := make(map[string]bool, len(sc.entries))
-		for _, ent := range sc.entries {
+		ents := sc.entries
+		if missing := missingFrom(old, ents); len(missing) > 0 {
+			ents = append(ents, e.confirmMissing(mbs[i], old, missing)...)
+		}
+		seen := make(map[string]bool, len(ents))
+		for _, ent := range latestOf(ents) {
 			base := maildir.BaseOf(ent.Name)
-			if seen[base] {
-				continue // the same base in cur/ and new/: keep the first
-			}
 			seen[base] = true
 			m := old[base]
 			switch {
@@ -1023,11 +1015,11 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 		for base := range old {
 			if !seen[base] {
 				deleted[key{sc.name, base}] = true
+				slog.Debug("message gone", "mailbox", sc.name, "base", base)
 				e.forget(batch, key{sc.name, base})
 			}
 		}
 	}
-	e.mu.Unlock()
 
 	listed := time.Now()
 	read := e.extractAll
@@ -1040,7 +1032,6 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	extracted := time.Now()
 
 	// 3. Record messages and scan state, then recompute membership.
-	e.mu.Lock()
 	e.record(batch, jobs, changed)
 	if e.mstate == nil {
 		e.mstate = map[string]*index.MailboxState{}
@@ -1065,28 +1056,96 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	for k := range deleted {
 		changed[k] = true
 	}
-	touched := e.update(batch, changed, false)
-	e.mu.Unlock()
-	updated := time.Now()
-	if len(jobs) >= deferMin {
-		// A big batch (a cold index) is written while the folders are
-		// already served from memory; the next operation waits for it.
-		slog.Debug("sync", "mailboxes", len(names), "new", len(jobs), "list", listed.Sub(t0), "read", extracted.Sub(listed),
-			"update", updated.Sub(extracted))
-		done := make(chan struct{})
-		e.committed = done
-		go func() {
-			defer close(done)
-			if err := batch.Commit(); err != nil {
-				slog.Error("index not written; the next start reads the backend again", "err", err)
-			}
-			slog.Debug("sync committed", "took", time.Since(updated))
-		}()
-	} else if err := batch.Commit(); err != nil {
-		return err
+	if len(jobs) < deferMin {
+		return e.commitLocked(batch, changed, nil)
 	}
+	// A big batch (a cold index) is written while the folders are already
+	// served from memory; the next operation waits for it (lockOp).
+	touched := e.update(batch, changed, false)
+	e.publishLocked()
+	updated := time.Now()
+	slog.Debug("sync", "mailboxes", len(names), "new", len(jobs), "list", listed.Sub(t0), "read", extracted.Sub(listed),
+		"update", updated.Sub(extracted))
+	done := make(chan struct{})
+	e.committed = done
+	go func() {
+		defer close(done)
+		if err := batch.Commit(); err != nil {
+			slog.Error("index not written; the next start reads the backend again", "err", err)
+		}
+		slog.Debug("sync committed", "took", time.Since(updated))
+	}()
 	e.notify(touched)
 	return nil
+}
+
+// missingFrom returns the bases of old that ents do not list.
+func missingFrom(old map[string]*index.Message, ents []maildir.Entry) []string {
+	if len(old) == 0 {
+		return nil
+	}
+	listed := make(map[string]bool, len(ents))
+	for _, ent := range ents {
+		listed[maildir.BaseOf(ent.Name)] = true
+	}
+	var out []string
+	for base := range old {
+		if !listed[base] {
+			out = append(out, base)
+		}
+	}
+	return out
+}
+
+// confirmMissing looks again for messages a listing did not show: a file
+// renamed while its directory was read may be missed by readdir under
+// both names. A message whose recorded file is still there is listed
+// under it; for the others the mailbox is listed once more. It returns
+// the entries found.
+func (e *Engine) confirmMissing(mb *mailbox, old map[string]*index.Message, missing []string) []maildir.Entry {
+	var found []maildir.Entry
+	var gone []string
+	for _, base := range missing {
+		m := old[base]
+		if fi, err := os.Lstat(mb.Path + "/" + subdir(m.New) + "/" + m.Name); err == nil && fi.Mode().IsRegular() {
+			found = append(found, maildir.Entry{New: m.New, Name: m.Name})
+		} else {
+			gone = append(gone, base)
+		}
+	}
+	if len(gone) == 0 {
+		return found
+	}
+	again, _ := maildir.List(mb.Path)
+	want := make(map[string]bool, len(gone))
+	for _, b := range gone {
+		want[b] = true
+	}
+	for _, ent := range again {
+		if want[maildir.BaseOf(ent.Name)] {
+			found = append(found, ent)
+		}
+	}
+	return found
+}
+
+// latestOf returns ents with one entry per base name: of several (a
+// message moved or renamed while listed), the last one listed.
+func latestOf(ents []maildir.Entry) []maildir.Entry {
+	last := make(map[string]int, len(ents))
+	for i, ent := range ents {
+		last[maildir.BaseOf(ent.Name)] = i
+	}
+	if len(last) == len(ents) {
+		return ents
+	}
+	out := make([]maildir.Entry, 0, len(last))
+	for i, ent := range ents {
+		if last[maildir.BaseOf(ent.Name)] == i {
+			out = append(out, ent)
+		}
+	}
+	return out
 }
 
 // ErrClosed is returned by every change asked of an engine after Close
@@ -1111,6 +1170,28 @@ func (e *Engine) lockOpAny() {
 		<-e.committed
 		e.committed = nil
 	}
+}
+
+// commitLocked ends every change made with e.op held — the one write
+// path: the members of the changed messages are recomputed (update), the
+// folders' Views published, the batch committed, and OnChange told which
+// listings changed (touched: folders the caller changed itself, besides
+// those update finds). A cold index's big batch (syncLocked) is the one
+// change committed otherwise: in the background, after it is published.
+func (e *Engine) commitLocked(b *index.Batch, changed map[key]bool, touched []string) error {
+	if changed != nil || e.showPending {
+		for _, f := range e.update(b, changed, false) {
+			if !slices.Contains(touched, f) {
+				touched = append(touched, f)
+			}
+		}
+	}
+	e.publishLocked()
+	if err := b.Commit(); err != nil {
+		return err
+	}
+	e.notify(touched)
+	return nil
 }
 
 func (e *Engine) notify(folders []string) {

@@ -501,8 +501,8 @@ func TestDeferredStat(t *testing.T) {
 	}
 	e := f.open(folders)
 	pending := func() int {
-		e.mu.Lock()
-		defer e.mu.Unlock()
+		e.lockOpAny()
+		defer e.op.Unlock()
 		n := 0
 		for _, ms := range e.msgs {
 			for _, m := range ms {
@@ -561,7 +561,7 @@ func TestDeferredStat(t *testing.T) {
 	// then per mailbox): each joins Unread, and Big at once, with its real
 	// size and date.
 	var seen []string
-	e.mu.Lock()
+	e.lockOpAny()
 	for _, ms := range e.msgs {
 		for _, m := range ms {
 			if p := e.pathOf(m); unstatted(m) && !m.New && isBig[p] && len(seen) < 2 {
@@ -569,7 +569,7 @@ func TestDeferredStat(t *testing.T) {
 			}
 		}
 	}
-	e.mu.Unlock()
+	e.op.Unlock()
 	if len(seen) < 2 {
 		t.Fatal("the corpus has too few big seen messages")
 	}

@@ -32,7 +32,7 @@ type folderKeywords struct {
 }
 
 // kwOf returns the folder's map, read again if its file changed (an IMAP
-// server added a keyword). e.mu must be held.
+// server added a keyword). e.op must be held.
 func (e *Engine) kwOf(f *folder) *folderKeywords {
 	if f.kw == nil {
 		if e.cfg.KeywordsFile == nil {
@@ -84,7 +84,7 @@ func hasKeywordLetters(name string) (flagsStart, flagsEnd int, ok bool) {
 }
 
 // folderLetters turns the keyword letters of a virtual name (the backend
-// mailbox's) into the folder's. e.mu must be held.
+// mailbox's) into the folder's. e.op must be held.
 func (e *Engine) folderLetters(f *folder, mailbox, name string) string {
 	start, end, ok := hasKeywordLetters(name)
 	if !ok || e.cfg.KeywordsFile == nil {
@@ -121,7 +121,7 @@ func (e *Engine) folderLetters(f *folder, mailbox, name string) string {
 }
 
 // shownName is a member's name in its folder: the folder's keyword
-// letters, and those still pending. e.mu must be held.
+// letters, and those still pending. e.op must be held.
 func (e *Engine) shownName(f *folder, mem *index.Member, m *index.Message) string {
 	name := e.folderLetters(f, m.Mailbox, virtualName(mem, m))
 	if p := f.pendingKw[key{m.Mailbox, m.Base}]; p != "" {
@@ -137,7 +137,7 @@ func (e *Engine) shownName(f *folder, mem *index.Member, m *index.Message) strin
 // backendLetters turns the keyword letters of flags a client wrote in a
 // folder into the backend mailbox's, adding keywords the mailbox's map
 // lacks. Letters the folder's map does not name are left out and
-// returned as pending. e.mu must be held (the backend map is the
+// returned as pending. e.op must be held (the backend map is the
 // engine's).
 func (e *Engine) backendLetters(f *folder, mb *mailbox, flags string) (string, string) {
 	if e.cfg.KeywordsFile == nil || !strings.ContainsAny(flags, "abcdefghijklmnopqrstuvwxyz") {
@@ -179,10 +179,8 @@ func (e *Engine) KeywordsChanged(ctx context.Context, folderName string) error {
 		return err
 	}
 	defer e.op.Unlock()
-	e.mu.Lock()
 	f := e.folders[folderName]
 	if f == nil || len(f.pendingKw) == 0 {
-		e.mu.Unlock()
 		return nil
 	}
 	b := e.store.NewBatch()
@@ -217,11 +215,5 @@ func (e *Engine) KeywordsChanged(ctx context.Context, folderName string) error {
 			f.pendingKw[k] = still
 		}
 	}
-	touched := e.update(b, changed, false)
-	e.mu.Unlock()
-	if err := b.Commit(); err != nil {
-		return err
-	}
-	e.notify(touched)
-	return nil
+	return e.commitLocked(b, changed, nil)
 }

@@ -8,8 +8,8 @@ import (
 // List returns a folder's listing in UID order, with paths and sizes
 // (for tests: the view lists names only, see Names).
 func (e *Engine) List(folderName string) ([]Entry, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lockOpAny()
+	defer e.op.Unlock()
 	f := e.folders[folderName]
 	if f == nil {
 		return nil, fmt.Errorf("no folder %q", folderName)

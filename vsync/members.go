@@ -114,7 +114,7 @@ func (e *Engine) pathOf(m *index.Message) string {
 	return mb.Path + "/cur/" + m.Name
 }
 
-// entry is the listing entry of a member. e.mu must be held.
+// entry is the listing entry of a member. e.op must be held.
 func (e *Engine) entry(f *folder, mem *index.Member, m *index.Message) Entry {
 	return Entry{UID: mem.UID, Name: e.shownName(f, mem, m), New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)}
 }
@@ -166,7 +166,7 @@ func normalInfo(info string) bool {
 
 // update recomputes the members of every folder for the changed messages
 // (all messages when all is set or a folder needs a full pass) and returns
-// the folders whose listings changed. e.mu must be held.
+// the folders whose listings changed. e.op must be held.
 func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string {
 	// What a query sees of a message is built once per update, however
 	// many folders look at it.
@@ -227,7 +227,6 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 			b.PutFolder(fname, &f.state)
 		}
 	}
-	e.publishLocked()
 	return touched
 }
 
@@ -336,10 +335,17 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 		b.PutMember(f.def.Name, mem)
 		touched = true
 	}
-	// What the members evaluated look like now (new ones, new names).
-	for i, k := range keys {
-		if mem := f.members[k]; mem != nil && e.show(f, mem, msgs[i]) {
-			touched = true
+	// What the members evaluated look like now (new ones, new names):
+	// one by one, or, when they are many (a cold index, a rebuild), the
+	// folder's entries built anew in order, which is cheaper.
+	if len(keys) > 1000 && f.t.uid.Len() < len(keys)/2 {
+		e.showAll(f)
+		touched = true
+	} else {
+		for i, k := range keys {
+			if mem := f.members[k]; mem != nil && e.show(f, mem, msgs[i]) {
+				touched = true
+			}
 		}
 	}
 	if f.expire(b, now, false) {
@@ -412,7 +418,6 @@ func (e *Engine) Tick() error {
 	if err := e.store.Flush(); err != nil { // changes held while space was short
 		slog.Error("index", "err", err)
 	}
-	e.mu.Lock()
 	b := e.store.NewBatch()
 	now := e.cfg.Now()
 	var touched []string
@@ -459,13 +464,7 @@ func (e *Engine) Tick() error {
 			b.PutFolder(fname, &f.state)
 		}
 	}
-	e.publishLocked()
-	e.mu.Unlock()
-	if err := b.Commit(); err != nil {
-		return err
-	}
-	e.notify(touched)
-	return nil
+	return e.commitLocked(b, nil, touched)
 }
 
 // Expunge drops at once the messages of a folder that no longer match
@@ -475,26 +474,17 @@ func (e *Engine) Expunge(folderName string) error {
 		return err
 	}
 	defer e.op.Unlock()
-	e.mu.Lock()
 	f := e.folders[folderName]
 	if f == nil {
-		e.mu.Unlock()
 		return fmt.Errorf("no folder %q", folderName)
 	}
 	b := e.store.NewBatch()
-	t := f.expire(b, e.cfg.Now(), true)
-	if t {
+	var touched []string
+	if f.expire(b, e.cfg.Now(), true) {
 		f.invalidate()
-		e.publishLocked()
+		touched = []string{folderName}
 	}
-	e.mu.Unlock()
-	if err := b.Commit(); err != nil {
-		return err
-	}
-	if t {
-		e.notify([]string{folderName})
-	}
-	return nil
+	return e.commitLocked(b, nil, touched)
 }
 
 // FolderStats is a folder's message count, as `vmfs ls` shows it.
@@ -507,8 +497,8 @@ type FolderStats struct {
 
 // Stats returns every folder's counts, sorted by name.
 func (e *Engine) Stats() []FolderStats {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lockOpAny()
+	defer e.op.Unlock()
 	var out []FolderStats
 	for _, name := range e.order {
 		f := e.folders[name]

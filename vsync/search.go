@@ -28,6 +28,8 @@ var ErrNotIndexed = errors.New("the index does not hold what the query needs")
 // index opened for inspection (a stopped mount) it answers as of the
 // last mount.
 func (e *Engine) Search(q *query.Query, now time.Time) ([]SearchHit, error) {
+	e.lockOpAny()
+	defer e.op.Unlock()
 	n := q.Needs()
 	switch {
 	case n.Body || n.AllHeaders:
@@ -42,8 +44,6 @@ func (e *Engine) Search(q *query.Query, now time.Time) ([]SearchHit, error) {
 			return nil, fmt.Errorf("%w: the %s header", ErrNotIndexed, h)
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if len(e.mailboxes) == 0 { // not synced: an index opened for inspection
 		tree, _ := maildir.Discover(e.cfg.Root)
 		e.mailboxes = map[string]*mailbox{}

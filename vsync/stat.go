@@ -83,7 +83,6 @@ func parallel(ctx context.Context, n, workers int, fn func(i int)) {
 // dropped (j.out nil). It holds no lock while stat()ing: the caller holds
 // e.op.
 func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash uint64) error {
-	e.mu.Lock()
 	now := e.cfg.Now()
 	names := e.mailboxNames()
 	type flagFolder struct {
@@ -118,7 +117,6 @@ func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash ui
 		}
 	}
 	e.fillPending = e.fillPending || len(want) < len(jobs)
-	e.mu.Unlock()
 	// Progress counts every new message; those not stat()ed are done.
 	var done atomic.Int64
 	done.Store(int64(len(jobs) - len(want)))
@@ -142,7 +140,7 @@ func subdir(isNew bool) string {
 	return "cur"
 }
 
-// mailboxNames returns the names of the backend's mailboxes. e.mu must be
+// mailboxNames returns the names of the backend's mailboxes. e.op must be
 // held.
 func (e *Engine) mailboxNames() []string {
 	names := make([]string, 0, len(e.mailboxes))
@@ -153,7 +151,7 @@ func (e *Engine) mailboxNames() []string {
 }
 
 // ensureStat stat()s a message about to join a folder, if that has not
-// been done; false if its file is gone. e.mu must be held: this is for the
+// been done; false if its file is gone. e.op must be held: this is for the
 // few messages of an incremental change (a big sync stat()s in
 // deferStat).
 func (e *Engine) ensureStat(b *index.Batch, m *index.Message) bool {
@@ -176,32 +174,9 @@ func (e *Engine) ensureStat(b *index.Batch, m *index.Message) bool {
 // files have vanished are left for the watcher's next report. Call it after
 // Sync, e.g. in the background once the mount is up.
 func (e *Engine) Fill(ctx context.Context) error {
-	e.mu.Lock()
-	if !e.fillPending {
-		e.mu.Unlock()
-		return nil
-	}
-	e.fillPending = false
-	names := e.mailboxNames()
-	need := map[string]bool{}
-	for _, f := range e.folders {
-		if f.needsStat {
-			for mb := range f.sel(names) {
-				need[mb] = true
-			}
-		}
-	}
-	var todo []*index.Message
-	for mb := range need {
-		for _, m := range e.msgs[mb] {
-			if unstatted(m) {
-				todo = append(todo, m)
-			}
-		}
-	}
-	e.mu.Unlock()
-	if len(todo) == 0 {
-		return nil
+	todo, err := e.fillTodo()
+	if err != nil || len(todo) == 0 {
+		return err
 	}
 	start, filled, want := time.Now(), 0, len(todo)
 	for len(todo) > 0 && ctx.Err() == nil {
@@ -223,10 +198,40 @@ func (e *Engine) Fill(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// fillTodo returns the messages Fill is to stat().
+func (e *Engine) fillTodo() ([]*index.Message, error) {
+	if err := e.lockOp(); err != nil {
+		return nil, err
+	}
+	defer e.op.Unlock()
+	if !e.fillPending {
+		return nil, nil
+	}
+	e.fillPending = false
+	names := e.mailboxNames()
+	need := map[string]bool{}
+	for _, f := range e.folders {
+		if f.needsStat {
+			for mb := range f.sel(names) {
+				need[mb] = true
+			}
+		}
+	}
+	var todo []*index.Message
+	for mb := range need {
+		for _, m := range e.msgs[mb] {
+			if unstatted(m) {
+				todo = append(todo, m)
+			}
+		}
+	}
+	return todo, nil
+}
+
 func (e *Engine) setFillPending() {
-	e.mu.Lock()
+	e.lockOpAny()
+	defer e.op.Unlock()
 	e.fillPending = true
-	e.mu.Unlock()
 }
 
 func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, error) {
@@ -234,14 +239,11 @@ func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, er
 		return 0, err
 	}
 	defer e.op.Unlock()
-	e.mu.Lock()
 	paths := make([]string, len(chunk))
 	for i, m := range chunk {
 		paths[i] = e.pathOf(m)
 	}
-	e.mu.Unlock()
 	size, mtime, ok := lstatAll(ctx, paths, nil)
-	e.mu.Lock()
 	b := e.store.NewBatch()
 	changed := map[key]bool{}
 	for i, m := range chunk {
@@ -254,11 +256,8 @@ func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, er
 		b.PutMessage(m)
 		changed[key{m.Mailbox, m.Base}] = true
 	}
-	touched := e.update(b, changed, false)
-	e.mu.Unlock()
-	if err := b.Commit(); err != nil {
+	if err := e.commitLocked(b, changed, nil); err != nil {
 		return 0, err
 	}
-	e.notify(touched)
 	return len(changed), nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/btree"
@@ -80,21 +79,18 @@ type View struct {
 	gen         uint64
 	uidValidity uint32
 	t           ventTrees
-
-	once  sync.Once
-	names []NameEntry
 }
 
-// Names returns the listing in UID order, built once per View.
+// Names returns the listing in UID order: a new slice each time (the
+// filesystem keeps what it lists per generation; the View keeps only its
+// trees).
 func (v *View) Names() []NameEntry {
-	v.once.Do(func() {
-		v.names = make([]NameEntry, 0, v.t.uid.Len())
-		v.t.uid.Ascend(func(e *vent) bool {
-			v.names = append(v.names, NameEntry{UID: e.uid, Name: e.name, New: e.new})
-			return true
-		})
+	names := make([]NameEntry, 0, v.t.uid.Len())
+	v.t.uid.Ascend(func(e *vent) bool {
+		names = append(names, NameEntry{UID: e.uid, Name: e.name, New: e.new})
+		return true
 	})
-	return v.names
+	return names
 }
 
 // byBase returns the entry whose virtual base name is vbase.
@@ -127,7 +123,7 @@ func (e *Engine) view(folderName string) (*View, error) {
 	return nil, fmt.Errorf("folder %q: %w", folderName, ErrNotFound)
 }
 
-// refOf returns the shared mbRef of a mailbox. e.mu must be held.
+// refOf returns the shared mbRef of a mailbox. e.op must be held.
 func (e *Engine) refOf(name string) *mbRef {
 	r := e.refs[name]
 	var path string
@@ -150,7 +146,7 @@ func (e *Engine) refOf(name string) *mbRef {
 	return r
 }
 
-// ventOf builds a member's entry. e.mu must be held.
+// ventOf builds a member's entry. e.op must be held.
 func (e *Engine) ventOf(f *folder, mem *index.Member, m *index.Message) *vent {
 	name := e.shownName(f, mem, m)
 	base := maildir.BaseOf(name)
@@ -167,7 +163,7 @@ func sameVent(a, b *vent) bool {
 }
 
 // show puts a member's current entry into the folder's trees; it reports
-// whether anything changed. e.mu must be held.
+// whether anything changed. e.op must be held.
 func (e *Engine) show(f *folder, mem *index.Member, m *index.Message) bool {
 	nv := e.ventOf(f, mem, m)
 	old := f.t.byUIDOf(mem.UID)
@@ -190,7 +186,7 @@ func (e *Engine) show(f *folder, mem *index.Member, m *index.Message) bool {
 	return true
 }
 
-// hide removes a member's entry from the folder's trees. e.mu must be
+// hide removes a member's entry from the folder's trees. e.op must be
 // held.
 func (f *folder) hide(mem *index.Member) {
 	if old, ok := f.t.uid.Delete(&vent{uid: mem.UID}); ok {
@@ -201,7 +197,7 @@ func (f *folder) hide(mem *index.Member) {
 }
 
 // showAll rebuilds a folder's trees from its members, inserting in
-// order (a B-tree filled in order touches only its rightmost path). e.mu
+// order (a B-tree filled in order touches only its rightmost path). e.op
 // must be held.
 func (e *Engine) showAll(f *folder) {
 	f.t = newTrees()
@@ -227,7 +223,7 @@ func (e *Engine) showAll(f *folder) {
 }
 
 // publishLocked publishes the folder list and a new View of each folder
-// whose generation changed (f.invalidate). e.mu must be held.
+// whose generation changed (f.invalidate). e.op must be held.
 func (e *Engine) publishLocked() {
 	old := e.pub.Load()
 	vs := &views{order: append([]string(nil), e.order...), folders: make(map[string]*View, len(e.folders))}
@@ -249,8 +245,7 @@ func (vs *views) get(name string) *View {
 }
 
 // Names returns a folder's listing, names only, in UID order, and the
-// generation it belongs to (see Gen). The slice is shared: the caller must
-// not modify it. It takes no lock.
+// generation it belongs to (see Gen). It takes no lock.
 func (e *Engine) Names(folderName string) ([]NameEntry, uint64, error) {
 	v, err := e.view(folderName)
 	if err != nil {

@@ -31,7 +31,7 @@ var ErrNoSave = errors.New("folder has no save mailbox")
 var ErrNotFound = fmt.Errorf("vsync: %w", fs.ErrNotExist)
 
 // lookup finds a folder member by its virtual name (with or without info).
-// e.mu must be held.
+// e.op must be held.
 func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message, error) {
 	f := e.folders[folderName]
 	if f == nil {
@@ -55,7 +55,7 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 // current finds a folder's message by the name it has now: a name it no
 // longer has (renamed in the backend or by another client since it was
 // listed) is not found, so that a client acting on it rescans instead of
-// overwriting newer flags or deleting what it did not see. e.mu must be
+// overwriting newer flags or deleting what it did not see. e.op must be
 // held.
 func (e *Engine) current(folderName, vname string, inNew bool) (*folder, key, *index.Message, error) {
 	f, k, m, err := e.lookup(folderName, vname)
@@ -83,10 +83,8 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 		return Entry{}, err
 	}
 	defer e.op.Unlock()
-	e.mu.Lock()
 	f, k, m, err := e.current(folderName, vname, fromNew)
 	if err != nil {
-		e.mu.Unlock()
 		return Entry{}, err
 	}
 	mb := e.mailboxes[k.mailbox]
@@ -95,7 +93,6 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 	if mb != nil {
 		nn.Flags, pending = e.backendLetters(f, mb, nn.Flags) // the folder's keyword letters → the mailbox's
 	}
-	e.mu.Unlock()
 	if mb == nil {
 		return Entry{}, fmt.Errorf("mailbox %s: %w", k.mailbox, ErrNotFound)
 	}
@@ -117,7 +114,6 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 	}
 	e.crashPoint("after-rename")
 
-	e.mu.Lock()
 	if pending != "" {
 		if f.pendingKw == nil {
 			f.pendingKw = map[key]string{}
@@ -129,14 +125,13 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 	m.Name, m.New = n.String(), toNew
 	b := e.store.NewBatch()
 	b.PutMessage(m)
-	touched := e.update(b, map[key]bool{k: true}, false)
-	ent := e.entry(f, f.members[k], m)
-	e.mu.Unlock()
-	if err := b.Commit(); err != nil {
+	if err := e.commitLocked(b, map[key]bool{k: true}, nil); err != nil {
 		return Entry{}, err
 	}
-	e.notify(touched)
-	return ent, nil
+	if mem := f.members[k]; mem != nil {
+		return e.entry(f, mem, m), nil
+	}
+	return Entry{}, fmt.Errorf("%s/%s: left the folder: %w", folderName, newName, ErrNotFound)
 }
 
 // Delete removes the backend message of the folder's message now called
@@ -148,15 +143,12 @@ func (e *Engine) Delete(ctx context.Context, folderName, vname string, inNew boo
 		return err
 	}
 	defer e.op.Unlock()
-	e.mu.Lock()
 	_, k, m, err := e.current(folderName, vname, inNew)
 	if err != nil {
-		e.mu.Unlock()
 		return err
 	}
 	mb := e.mailboxes[k.mailbox]
 	src := e.pathOf(m)
-	e.mu.Unlock()
 	if mb == nil {
 		return fmt.Errorf("mailbox %s: %w", k.mailbox, ErrNotFound)
 	}
@@ -181,25 +173,16 @@ func (e *Engine) Delete(ctx context.Context, folderName, vname string, inNew boo
 	} else if err := os.Remove(src); err != nil {
 		return fmt.Errorf("delete %s: %w", src, err)
 	}
-	e.mu.Lock()
 	b := e.store.NewBatch()
 	e.forget(b, k)
-	touched := e.update(b, map[key]bool{k: true}, false)
-	e.mu.Unlock()
-	if err := b.Commit(); err != nil {
-		return err
-	}
-	e.notify(touched)
-	return nil
+	return e.commitLocked(b, map[key]bool{k: true}, nil)
 }
 
 // mailboxDir returns the directory of a backend mailbox, creating the
 // Maildir if it does not exist (Maildir++ when the root is a Maildir,
 // nested otherwise).
 func (e *Engine) mailboxDir(name string) (string, error) {
-	e.mu.Lock()
 	mb := e.mailboxes[name]
-	e.mu.Unlock()
 	if mb != nil {
 		return mb.Path, nil
 	}
@@ -229,7 +212,7 @@ func (e *Engine) dirOf(name string) string {
 	return nested
 }
 
-// forget removes a message from memory and the index. e.mu must be held.
+// forget removes a message from memory and the index. e.op must be held.
 func (e *Engine) forget(b *index.Batch, k key) {
 	delete(e.msgs[k.mailbox], k.base)
 	delete(e.suspects, k)
@@ -298,10 +281,8 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	defer e.op.Unlock()
 	vbase := maildir.BaseOf(name)
 	marked := markedBase(vbase)
-	e.mu.Lock()
 	f := e.folders[folderName]
 	if f == nil {
-		e.mu.Unlock()
 		return Entry{}, fmt.Errorf("folder %q: %w", folderName, ErrNotFound)
 	}
 	save := f.def.Save
@@ -310,7 +291,6 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	if vbase != "" {
 		if _, k, m, err := e.lookup(folderName, vbase); err == nil {
 			if clientName(k.base) != vbase || k.mailbox != save {
-				e.mu.Unlock()
 				return Entry{}, fmt.Errorf("deliver %s/%s: a message has that name: %w", folderName, vbase, maildir.ErrExist)
 			}
 			prior = m
@@ -325,7 +305,6 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	if prior != nil {
 		priorPath = e.pathOf(prior)
 	}
-	e.mu.Unlock()
 	if save == "" {
 		return Entry{}, fmt.Errorf("folder %s: %w", folderName, ErrNoSave)
 	}
@@ -342,9 +321,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		}
 		mb = &mailbox{Mailbox: maildir.Mailbox{Name: save, Path: dir}}
 	}
-	e.mu.Lock()
 	flags, _ = e.backendLetters(f, mb, flags) // a delivery's letters are known keywords or none
-	e.mu.Unlock()
 	rel, err := maildir.DeliverAs(mb.Path, marked, r, flags, toCur, mtime, e.cfg.Owner)
 	if errors.Is(err, maildir.ErrExist) && marked != "" {
 		// In the backend, not yet in the index (a crash before the
@@ -366,7 +343,6 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	if m == nil {
 		return Entry{}, fmt.Errorf("delivered %s but cannot read it back", rel)
 	}
-	e.mu.Lock()
 	if e.mailboxes[save] == nil {
 		e.mailboxes[save] = mb
 	}
@@ -378,7 +354,6 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	b := e.store.NewBatch()
 	b.PutMessage(m)
 	touched := e.update(b, map[key]bool{k: true}, false)
-	e.mu.Unlock()
 	if marked == "" {
 		vbase = ""
 	}
@@ -401,7 +376,6 @@ func (e *Engine) showWritten(folderName string, m *index.Message, vbase string, 
 		db = &deliveryBatch{b: e.store.NewBatch()}
 	}
 	b, touched := db.b, db.touched
-	e.mu.Lock()
 	f := e.folders[folderName]
 	k := key{m.Mailbox, m.Base}
 	mem := f.members[k]
@@ -422,15 +396,11 @@ func (e *Engine) showWritten(folderName string, m *index.Message, vbase string, 
 	}
 	e.show(f, mem, m)
 	f.invalidate()
-	e.publishLocked()
 	b.PutMember(folderName, mem)
-	ent := e.entry(f, mem, m)
-	e.mu.Unlock()
-	if err := b.Commit(); err != nil {
+	if err := e.commitLocked(b, nil, touched); err != nil {
 		return Entry{}, err
 	}
-	e.notify(touched)
-	return ent, nil
+	return e.entry(f, mem, m), nil
 }
 
 // sameContent reports whether the file at p holds exactly what r holds

@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -51,6 +53,9 @@ type Options struct {
 	// MaxWatches, if positive, limits the watches the watcher adds (for
 	// tests of what happens when inotify's limit is reached).
 	MaxWatches int
+	// MarkDir, if set, is a private directory (not in the backend) where
+	// Recheck writes its barriers (see Recheck).
+	MarkDir string
 }
 
 // Watcher watches one backend root.
@@ -72,6 +77,16 @@ type Watcher struct {
 	// arrival (IN_MOVED_TO) has not been seen yet, with when they left:
 	// see holdBack.
 	from map[string]time.Time
+	// waiting holds the files of Recheck calls until their barrier's
+	// event is read; mark numbers the barriers.
+	waiting []recheck
+	mark    uint64
+}
+
+// recheck is the files of one Recheck call, waiting for barrier mark.
+type recheck struct {
+	mark  uint64
+	files map[string][]string
 }
 
 // pairWait is how long a message file renamed away is held back from a
@@ -132,6 +147,9 @@ func (w *Watcher) restart() error {
 	w.fsw = fsw
 	w.watched = map[string]uint64{}
 	w.polled = map[string]time.Time{}
+	// A new watcher sees no barrier written for the old one: what
+	// waited goes with the rescan that follows.
+	w.releaseLocked(w.mark)
 	w.mu.Unlock()
 	if old != nil {
 		// fsnotify's Close waits for its reader, which may be blocked
@@ -170,6 +188,9 @@ func (w *Watcher) rearm() {
 				dirs = append(dirs, filepath.Join(w.root, e.Name()))
 			}
 		}
+	}
+	if w.opts.MarkDir != "" {
+		dirs = append(dirs, w.opts.MarkDir)
 	}
 	sort.Strings(dirs)
 	w.mu.Lock()
@@ -301,6 +322,13 @@ func (w *Watcher) event(e fsnotify.Event) {
 	parent, name := filepath.Base(dir), filepath.Base(e.Name)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.opts.MarkDir != "" && dir == w.opts.MarkDir {
+		if n, err := strconv.ParseUint(strings.TrimPrefix(name, "barrier-"), 10, 64); err == nil && e.Has(fsnotify.Create) {
+			os.Remove(e.Name)
+			w.releaseLocked(n)
+		}
+		return
+	}
 	switch {
 	case parent == "cur" || parent == "new":
 		if e.Has(fsnotify.Rename) {
@@ -335,20 +363,54 @@ func (w *Watcher) poll() {
 }
 
 // Recheck reports message files (by mailbox directory, as Batch.Files)
-// again in a later batch, pairWait from now at the latest, or sooner
-// together with another file of the same base name: the engine asks for
-// it when a file it was told about is gone and no other name of the
-// message was reported (a rename it did not see the end of yet).
+// again in a later batch, once every event the kernel queued before the
+// call has been read, and not before pairWait: the engine asks for it when
+// a file it was told about is gone and no other name of the message was
+// reported (a rename whose new name it has not been told yet). Then the
+// new name of a rename made before the call is in that batch or an earlier
+// one, however far behind the kernel's queue the watcher is. The barrier
+// is a file created in MarkDir: inotify queues its event after every event
+// queued before it. Without MarkDir, or when the file cannot be made, only
+// pairWait is waited.
 func (w *Watcher) Recheck(files map[string][]string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	now := time.Now()
-	for dir, rels := range files {
-		for _, rel := range rels {
-			w.from[filepath.Join(dir, rel)] = now
-			w.noteFile(dir, rel)
+	w.mark++
+	n := w.mark
+	w.waiting = append(w.waiting, recheck{mark: n, files: files})
+	if _, watched := w.watched[w.opts.MarkDir]; watched && w.opts.MarkDir != "" {
+		p := filepath.Join(w.opts.MarkDir, "barrier-"+strconv.FormatUint(n, 10))
+		if f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+			return
 		}
 	}
+	time.AfterFunc(pairWait, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.releaseLocked(n)
+	})
+}
+
+// releaseLocked moves the files of the Recheck calls up to barrier n into
+// the pending batch, each held back from it for pairWait (holdBackLocked)
+// unless another file of its base name comes with it. w.mu must be held.
+func (w *Watcher) releaseLocked(n uint64) {
+	now := time.Now()
+	kept := w.waiting[:0]
+	for _, r := range w.waiting {
+		if r.mark > n {
+			kept = append(kept, r)
+			continue
+		}
+		for dir, rels := range r.files {
+			for _, rel := range rels {
+				w.from[filepath.Join(dir, rel)] = now
+				w.noteFile(dir, rel)
+			}
+		}
+	}
+	w.waiting = kept
 }
 
 // holdBackLocked moves out of b, back into the pending batch, the message

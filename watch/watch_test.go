@@ -202,3 +202,38 @@ func TestHoldBackUnpairedRenames(t *testing.T) {
 		t.Errorf("paired rename: retry %v, batch %v, waiting %v", retry, b.Files, w.from)
 	}
 }
+
+// TestRecheckAfterBarrier: files the engine asks to hear about again come
+// in a batch after the barrier, together with the events the kernel
+// queued before it (here: a rename made before the call).
+func TestRecheckAfterBarrier(t *testing.T) {
+	root, mark := t.TempDir(), t.TempDir()
+	mkbox(t, root)
+	os.WriteFile(filepath.Join(root, "cur", "1.a:2,F"), []byte("x"), 0o644)
+	w, c := start(t, root, Options{MarkDir: mark})
+	from := c.count()
+	os.Rename(filepath.Join(root, "cur", "1.a:2,F"), filepath.Join(root, "cur", "1.a:2,FS"))
+	w.Recheck(map[string][]string{root: {"cur/1.a:2,"}})
+	c.waitFrom(t, from, "the rechecked file", func(b Batch) bool {
+		for _, f := range b.Files[root] {
+			if f == "cur/1.a:2," {
+				return true
+			}
+		}
+		return false
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	for _, b := range c.batches[from:] {
+		for _, f := range b.Files[root] {
+			seen[f] = true
+		}
+		if seen["cur/1.a:2,"] && !seen["cur/1.a:2,FS"] {
+			t.Errorf("the rechecked file came before the rename made before the call: %v", c.batches[from:])
+		}
+	}
+	if ents, _ := os.ReadDir(mark); len(ents) != 0 {
+		t.Errorf("barrier files left: %v", ents)
+	}
+}

@@ -222,7 +222,14 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	// set before the first sync, so that nothing that happens from then on
 	// is missed.
 	wctx, stopWatch := context.WithCancel(ctx)
-	wopts := watch.Options{}
+	// Barriers for the watcher (watch.Watcher.Recheck): a private
+	// directory, emptied of a previous run's.
+	wopts := watch.Options{MarkDir: filepath.Join(state, "watch")}
+	os.RemoveAll(wopts.MarkDir)
+	if err := os.MkdirAll(wopts.MarkDir, 0o700); err != nil {
+		slog.Warn("watch: no barrier directory; renames in progress are waited for by time", "err", err)
+		wopts.MarkDir = ""
+	}
 	if dev.MaxWatches > 0 {
 		wopts.MaxWatches = dev.MaxWatches
 	}

@@ -160,7 +160,9 @@ type Entry struct {
 func List(dir string) ([]Entry, error) {
 	var out []Entry
 	var errs []error
-	for _, sub := range [...]string{"cur", "new"} {
+	// new/ first: a message moved from new/ to cur/ while they are listed
+	// is seen in one or both, never in neither.
+	for _, sub := range [...]string{"new", "cur"} {
 		d := filepath.Join(dir, sub)
 		f, err := os.Open(d)
 		if err != nil {
