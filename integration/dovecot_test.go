@@ -30,7 +30,9 @@ type dovecot struct {
 	mnt    string
 	inner  bool
 	exists atomic.Uint32
-	stderr *bytes.Buffer
+	// expunged counts the EXPUNGE responses the session got.
+	expunged atomic.Uint32
+	stderr   *bytes.Buffer
 }
 
 // dovecotUID is the user the tests' Dovecot runs as. The backends it
@@ -117,6 +119,7 @@ func (d *dovecot) connect() {
 					d.exists.Store(*m.NumMessages)
 				}
 			},
+			Expunge: func(uint32) { d.expunged.Add(1) },
 		},
 	})
 	t.Cleanup(d.close)

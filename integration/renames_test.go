@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"vmfs/internal/maildir"
 )
 
@@ -237,4 +239,93 @@ func ownNames(t *testing.T, dir string, names []string, msgs []backendMsg) []str
 		}
 	}
 	return out
+}
+
+// TestDovecotThroughBackendRenames: Dovecot serving the mount, with a
+// session polling (NOOP) while another program sets and clears flags in
+// the backend as mbsync does, never sees a message expunged, and every
+// message keeps its UID (a message missing from one listing would be
+// expunged, and given a new UID when it came back).
+func TestDovecotThroughBackendRenames(t *testing.T) {
+	root := genBackend(t, 200)
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	ownBy(t, root, dovecotUID)
+	m := mount(t, root, "--config", cfg, "-o", "allow_other")
+	d := startDovecot(t, m.mnt, t.TempDir(), false)
+	sel, err := d.c.Select("All", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := sel.NumMessages
+	uids := func() []imap.UID {
+		t.Helper()
+		msgs, err := d.c.Fetch(seqAll(n), &imap.FetchOptions{UID: true}).Collect()
+		if err != nil {
+			t.Fatalf("FETCH UID: %v", err)
+		}
+		var out []imap.UID
+		for _, msg := range msgs {
+			out = append(out, msg.UID)
+		}
+		return out
+	}
+	before := uids()
+	if len(before) != len(backend(t, root)) || n == 0 {
+		t.Fatalf("All has %d messages, the backend %d", len(before), len(backend(t, root)))
+	}
+
+	var cur []string
+	for _, b := range backend(t, root) {
+		if !b.New {
+			cur = append(cur, b.Path)
+		}
+	}
+	stop := time.Now().Add(3 * time.Second)
+	done := make(chan error, 1)
+	go func() { // the other program
+		r := rand.New(rand.NewSource(3))
+		for time.Now().Before(stop) {
+			i := r.Intn(len(cur))
+			nm, _ := maildir.ParseName(filepath.Base(cur[i]))
+			if strings.Contains(nm.Flags, "F") {
+				nm.Flags = maildir.SetFlags(nm.Flags, "", "F")
+			} else {
+				nm.Flags = maildir.SetFlags(nm.Flags, "F", "")
+			}
+			dst := filepath.Join(filepath.Dir(cur[i]), nm.String())
+			if err := os.Rename(cur[i], dst); err != nil {
+				done <- err
+				return
+			}
+			cur[i] = dst
+			time.Sleep(200 * time.Microsecond)
+		}
+		done <- nil
+	}()
+	noops := 0
+	for time.Now().Before(stop) {
+		if err := d.c.Noop().Wait(); err != nil {
+			t.Fatalf("NOOP: %v", err)
+		}
+		noops++
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("backend rename: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := d.c.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d NOOPs", noops)
+	if x := d.expunged.Load(); x > 0 {
+		t.Errorf("Dovecot expunged %d messages that were only renamed in the backend", x)
+	}
+	if after := uids(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("UIDs changed: %d before, %d after\nbefore %v\nafter  %v", len(before), len(after), before, after)
+	}
+	if strings.Contains(d.stderr.String(), "reappeared") {
+		t.Errorf("Dovecot: %s", d.stderr)
+	}
 }
