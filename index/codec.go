@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sort"
+	"unsafe"
 )
 
 // errValue reports a value that does not decode: the index is damaged.
@@ -26,8 +27,35 @@ type dec struct {
 	err error
 	// src, when set, holds the same bytes as the buffer b is a part of
 	// (which ends where src ends): strings are then cut from it instead of
-	// copied, as the snapshot does for a whole file.
+	// copied (the snapshot's strings that are replaced right after).
 	src string
+	// arena, when set, receives copies of the strings (the snapshot's
+	// strings that are kept: see strArena).
+	arena *strArena
+}
+
+// strArena holds strings copied out of a buffer that is to be dropped, in
+// blocks of 1 MiB: one allocation per block instead of one per string,
+// and only the strings' bytes kept, not the records around them. A block
+// is only ever appended to within its capacity, so the strings cut from
+// it never change.
+type strArena struct{ cur []byte }
+
+const arenaBlock = 1 << 20
+
+func (a *strArena) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > cap(a.cur)-len(a.cur) {
+		if len(b) > arenaBlock/4 {
+			return string(b) // a big one gets its own allocation
+		}
+		a.cur = make([]byte, 0, arenaBlock)
+	}
+	start := len(a.cur)
+	a.cur = append(a.cur, b...)
+	return unsafe.String(&a.cur[start], len(b))
 }
 
 // sub returns a decoder for the next n bytes, and skips them.
@@ -36,7 +64,7 @@ func (d *dec) sub(n uint64) *dec {
 		d.err = errValue
 		return &dec{err: errValue}
 	}
-	s := &dec{b: d.b[:n], src: d.src} // same capacity: see str
+	s := &dec{b: d.b[:n], src: d.src, arena: d.arena} // same capacity: see str
 	d.b = d.b[n:]
 	return s
 }
@@ -77,7 +105,9 @@ func (d *dec) str() string {
 		return ""
 	}
 	var s string
-	if d.src != "" {
+	if d.arena != nil {
+		s = d.arena.str(d.b[:n])
+	} else if d.src != "" {
 		off := len(d.src) - cap(d.b) // d.b is a part of the buffer src copies, up to its end
 		s = d.src[off : off+int(n)]
 	} else {

@@ -85,12 +85,16 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 	if binary.BigEndian.Uint32(p) != SchemaVersion || binary.BigEndian.Uint64(p[4:]) != g {
 		return nil, errors.New("snapshot is stale")
 	}
-	// Every string of the snapshot is cut from the file's bytes (never
-	// changed after this point) rather than copied: one allocation, no
-	// per-string work. The bytes stay alive as long as one string does,
-	// which is about as long as the strings' copies would.
+	// The strings kept are copied into an arena (a message's name and
+	// the headers queries need, about a third of the file at a million
+	// messages), so that the file's bytes can go once it is read; a
+	// message's base name is a part of its name, and a member's mailbox
+	// and base name are its message's. Strings that are replaced right
+	// away are cut from the file's bytes instead.
 	data = data[:len(data):len(data)]
-	d := &dec{b: data[hdr:], src: unsafe.String(&data[0], len(data))}
+	arena := &strArena{}
+	src := unsafe.String(&data[0], len(data))
+	d := &dec{b: data[hdr:], arena: arena}
 	snap := &Snapshot{
 		Messages:  map[string]map[string]*Message{},
 		Mailboxes: map[string]*MailboxState{},
@@ -132,12 +136,20 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 					return nil, errValue
 				}
 				r := d.sub(n)
-				base, vn := r.str(), r.bytes()
+				baseB, vn := r.bytes(), r.bytes()
 				m := &slab[i]
-				m.Mailbox, m.Base = name, base
-				if r.err != nil || m.decodeFrom(r) != nil {
+				m.Mailbox = name
+				if r.err != nil || len(baseB) == 0 {
 					return nil, errValue
 				}
+				m.Base = unsafe.String(&baseB[0], len(baseB)) // until it is a part of the name
+				if m.decodeFrom(r) != nil {
+					return nil, errValue
+				}
+				if unsafe.StringData(m.Base) == &baseB[0] { // not a prefix of the name
+					m.Base = arena.str(baseB)
+				}
+				base := m.Base
 				if len(vn) == len(m.VName) {
 					copy(m.VName[:], vn)
 				}
@@ -163,9 +175,16 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			m := &members[0]
 			members = members[1:]
 			m.UID = uint32(uid)
+			rec.arena, rec.src = nil, src // cut, then replaced by the message's
 			if rec.err != nil || m.decodeFrom(rec) != nil {
 				return nil, errValue
 			}
+			if msg := snap.Messages[m.Mailbox][m.Base]; msg != nil {
+				m.Mailbox, m.Base = msg.Mailbox, msg.Base
+			} else {
+				m.Mailbox, m.Base = arena.str([]byte(m.Mailbox)), arena.str([]byte(m.Base))
+			}
+			m.Name = arena.str([]byte(m.Name))
 			snap.Members[name] = append(snap.Members[name], m)
 		default:
 			return nil, errValue

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -222,4 +223,50 @@ func TestSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+}
+
+// TestSnapshotStringsShared: a snapshot read back keeps each string once
+// (copied into an arena, the file's bytes dropped): a message's base name
+// is a part of its name, a member's mailbox and base name are its
+// message's; a base name that is no prefix of the name, a client's name
+// and headers come back too.
+func TestSnapshotStringsShared(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := &Message{Mailbox: "INBOX", Base: "1.a.host", Name: "1.a.host:2,S", Size: 3, MTime: 4,
+		Meta: &Meta{ID: "<id@x>", Headers: map[string][]string{"from": {"Alice"}}}}
+	odd := &Message{Mailbox: "INBOX", Base: "2.b.host", Name: "weird", Size: 1}
+	want := &Snapshot{
+		Messages:  map[string]map[string]*Message{"INBOX": {m.Base: m, odd.Base: odd}},
+		Mailboxes: map[string]*MailboxState{"INBOX": {CurMTime: 1}},
+		Folders:   map[string]*FolderState{"Unread": {DefHash: 1, UIDValidity: 2, NextUID: 3}},
+		Members:   map[string][]*Member{"Unread": {{UID: 1, Mailbox: "INBOX", Base: "1.a.host"}, {UID: 2, Mailbox: "INBOX", Base: "2.b.host", Name: "client"}}},
+	}
+	if err := s.SaveSnapshot(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.readSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm := got.Messages["INBOX"]["1.a.host"]
+	if gm == nil || gm.Name != m.Name || gm.Meta == nil || gm.Meta.Headers["from"][0] != "Alice" {
+		t.Fatalf("message = %+v", gm)
+	}
+	if unsafe.StringData(gm.Base) != unsafe.StringData(gm.Name) {
+		t.Error("the base name is not a part of the name")
+	}
+	if g := got.Messages["INBOX"]["2.b.host"]; g == nil || g.Base != "2.b.host" || g.Name != "weird" {
+		t.Errorf("odd message = %+v", g)
+	}
+	mems := got.Members["Unread"]
+	if len(mems) != 2 || mems[1].Name != "client" {
+		t.Fatalf("members = %+v", mems)
+	}
+	if unsafe.StringData(mems[0].Base) != unsafe.StringData(gm.Base) || unsafe.StringData(mems[0].Mailbox) != unsafe.StringData(gm.Mailbox) {
+		t.Error("a member's mailbox and base name are not its message's")
+	}
 }
