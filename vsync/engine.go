@@ -76,8 +76,10 @@ type Config struct {
 	// change and its index commit ("after-rename", "before-redeliver",
 	// "after-deliver"): the crash tests end the process there.
 	CrashPoint func(name string)
-	// OnChange is called after a sync changed the listings of folders. It
-	// is never called with the engine's lock held.
+	// OnChange is called after a change of the listings of folders, once
+	// their views are published, by the writer (op held): it may read
+	// the views (Names, Lookup, Get, Gen take no lock) but must not ask
+	// the engine for a change.
 	OnChange func(folders []string)
 	// Progress, if set, is told every 200 ms how many of the new messages
 	// of a large sync (a cold index) have been read.

@@ -80,8 +80,8 @@ func parallel(ctx context.Context, n, workers int, fn func(i int)) {
 // deferStat records jobs' messages from their names, keeping what an
 // earlier record knew of the file, and stat()s those that a folder without
 // size or date conditions takes. Messages that vanished meanwhile are
-// dropped (j.out nil). It holds no lock while stat()ing: the caller holds
-// e.op.
+// dropped (j.out nil). e.op must be held (readers of the views do not
+// wait for it).
 func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash uint64) error {
 	now := e.cfg.Now()
 	names := e.mailboxNames()
