@@ -810,7 +810,7 @@ func (j *extractJob) path() string {
 }
 
 // extractAll reads new messages in parallel, reporting progress for big
-// batches. It holds no lock: the caller holds e.op.
+// batches. e.op must be held.
 func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
 	needs, needsHash := e.needs, e.needsHash
 	var done atomic.Int64
