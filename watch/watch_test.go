@@ -237,3 +237,20 @@ func TestRecheckAfterBarrier(t *testing.T) {
 		t.Errorf("barrier files left: %v", ents)
 	}
 }
+
+// TestRecheckWithoutBarrier: without a barrier directory (or when it
+// cannot be watched) a rechecked file comes again after pairWait.
+func TestRecheckWithoutBarrier(t *testing.T) {
+	root := t.TempDir()
+	mkbox(t, root)
+	w, c := start(t, root, Options{})
+	from := c.count()
+	asked := time.Now()
+	w.Recheck(map[string][]string{root: {"cur/1.a:2,"}})
+	c.waitFrom(t, from, "the rechecked file", func(b Batch) bool {
+		return len(b.Files[root]) == 1 && b.Files[root][0] == "cur/1.a:2,"
+	})
+	if waited := time.Since(asked); waited < pairWait {
+		t.Errorf("reported again after %v, before pairWait (%v)", waited, pairWait)
+	}
+}
