@@ -308,6 +308,9 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		if incomplete {
 			f.rebuild = true
 		}
+		if n := len(snap.Members[name]); n > len(f.members) {
+			f.members = make(map[key]*index.Member, n) // sized once, not by doubling
+		}
 		for _, m := range snap.Members[name] {
 			f.members[key{m.Mailbox, m.Base}] = m
 			if m.Linger != 0 {
