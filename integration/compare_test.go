@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,7 +247,7 @@ func (c *comparison) startVmfs(root, state, cfg, folder string, want int, env ..
 	args = append(args, c.mountArgs...)
 	cmd := exec.Command(vmfsBin, append(args, root, mnt)...)
 	cmd.Env = append(append(os.Environ(), "XDG_CONFIG_HOME="+c.top), env...)
-	stderr := &lockedBuffer{}
+	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -274,31 +273,7 @@ func (c *comparison) startVmfs(root, state, cfg, folder string, want int, env ..
 type vmfsProc struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *lockedBuffer // the daemon's stderr
-}
-
-// lockedBuffer is a bytes.Buffer that a process writes while a test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.Reset()
+	log    *syncBuffer // the daemon's stderr
 }
 
 // stopVmfs unmounts and returns the daemon's peak RSS (VmHWM: the
@@ -469,44 +444,16 @@ func (c *comparison) incremental() {
 	_, cmd, mnt := c.startVmfs(c.root, c.lastState, "", "Unread", c.unseen)
 	defer c.stopVmfs(cmd, mnt)
 	c.doveStatus("Virtual.Unread")
-	tr, _ := maildir.Discover(c.root)
-	var boxes []maildir.Mailbox
-	for _, mb := range tr.Mailboxes {
-		if mb.Name != "Trash" && mb.Name != "Junk" && mb.Name != "Spam" {
-			boxes = append(boxes, mb)
-		}
-	}
 	var vm, dove, nm []float64
 	for run := 0; run < c.runs; run++ {
-		want := map[string]bool{} // Unread entries that must show
-		var unseen []backendMsg
-		for _, b := range backend(c.t, c.root) {
-			if b.Mailbox != "Trash" && b.Mailbox != "Junk" && b.Mailbox != "Spam" && !strings.Contains(b.Flags, "S") && !b.New {
-				unseen = append(unseen, b)
-			}
-		}
-		perm := rand.New(rand.NewSource(int64(run))).Perm(len(unseen)) // 100 different ones
-		for i := 0; i < 100; i++ {
-			mb := boxes[i%len(boxes)]
-			name := fmt.Sprintf("%d.R%dI%d.incr", time.Now().Unix(), run, i)
-			tmp := filepath.Join(mb.Path, "tmp", name)
-			os.WriteFile(tmp, []byte(fmt.Sprintf("From: x@example.org\nSubject: incremental %d\n\nbody\n", i)), 0o600)
-			os.Chown(tmp, 65534, 65534)
-			os.Rename(tmp, filepath.Join(mb.Path, "new", name))
-			want[vsync.VirtualBase(mb.Name, name)] = true
-			u := unseen[perm[i]]
-			base := maildir.BaseOf(filepath.Base(u.Path))
-			flags := maildir.NormFlags(u.Flags + "S")
-			os.Rename(u.Path, filepath.Join(filepath.Dir(u.Path), base+":2,"+flags))
-			want[withoutKeywords(vsync.VirtualBase(u.Mailbox, base)+":2,"+flags)] = true
-		}
+		want := burst(c.t, c.root, run) // Unread entries that must show
 		start := time.Now()
 		for {
 			seen := 0
 			for _, sub := range []string{"new", "cur"} {
 				ents, _ := os.ReadDir(filepath.Join(mnt, "Unread", sub))
 				for _, e := range ents {
-					if want[withoutKeywords(e.Name())] {
+					if want[sub+"/"+withoutKeywords(e.Name())] {
 						seen++
 					}
 				}

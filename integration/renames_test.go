@@ -93,14 +93,8 @@ func TestListingsDuringBackendRenames(t *testing.T) {
 		}
 		for time.Now().Before(stop) {
 			i := r.Intn(len(paths))
-			n, _ := maildir.ParseName(filepath.Base(paths[i]))
-			if strings.Contains(n.Flags, "F") {
-				n.Flags = maildir.SetFlags(n.Flags, "", "F")
-			} else {
-				n.Flags = maildir.SetFlags(n.Flags, "F", "")
-			}
-			dst := filepath.Join(filepath.Dir(paths[i]), n.String())
-			if err := os.Rename(paths[i], dst); err != nil {
+			dst, err := flipFlag(paths[i], "F")
+			if err != nil {
 				fail("backend rename: %v", err)
 				return
 			}
@@ -134,13 +128,7 @@ func TestListingsDuringBackendRenames(t *testing.T) {
 		dir := m.path("All", "cur")
 		for time.Now().Before(stop) && len(own) > 0 {
 			i := r.Intn(len(own))
-			n, _ := maildir.ParseName(own[i])
-			if strings.Contains(n.Flags, "S") {
-				n.Flags = maildir.SetFlags(n.Flags, "", "S")
-			} else {
-				n.Flags = maildir.SetFlags(n.Flags, "S", "")
-			}
-			err := os.Rename(filepath.Join(dir, own[i]), filepath.Join(dir, n.String()))
+			dst, err := flipFlag(filepath.Join(dir, own[i]), "S")
 			mu.Lock()
 			renames++
 			if errors.Is(err, syscall.ENOENT) {
@@ -152,7 +140,7 @@ func TestListingsDuringBackendRenames(t *testing.T) {
 				return
 			}
 			if err == nil {
-				own[i] = n.String()
+				own[i] = filepath.Base(dst)
 			}
 		}
 	}()
@@ -189,6 +177,23 @@ func TestListingsDuringBackendRenames(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// flipFlag sets or clears one flag of the message file at p by renaming it
+// in its directory, as a client or mbsync does, and returns its new path.
+func flipFlag(p, flag string) (string, error) {
+	n, err := maildir.ParseName(filepath.Base(p))
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(n.Flags, flag) {
+		n.Flags = maildir.SetFlags(n.Flags, "", flag)
+	} else {
+		n.Flags = maildir.SetFlags(n.Flags, flag, "")
+	}
+	n.HasInfo = true
+	dst := filepath.Join(filepath.Dir(p), n.String())
+	return dst, os.Rename(p, dst)
 }
 
 // readDirInos lists a directory with each entry's inode number (d_ino).
@@ -287,14 +292,8 @@ func TestDovecotThroughBackendRenames(t *testing.T) {
 		r := rand.New(rand.NewSource(3))
 		for time.Now().Before(stop) {
 			i := r.Intn(len(cur))
-			nm, _ := maildir.ParseName(filepath.Base(cur[i]))
-			if strings.Contains(nm.Flags, "F") {
-				nm.Flags = maildir.SetFlags(nm.Flags, "", "F")
-			} else {
-				nm.Flags = maildir.SetFlags(nm.Flags, "F", "")
-			}
-			dst := filepath.Join(filepath.Dir(cur[i]), nm.String())
-			if err := os.Rename(cur[i], dst); err != nil {
+			dst, err := flipFlag(cur[i], "F")
+			if err != nil {
 				done <- err
 				return
 			}

@@ -94,13 +94,14 @@ type Config struct {
 	// owner when vmfs runs as root over another user's Maildir.
 	Owner *maildir.Owner
 	// Recheck, if set, is asked to report these message files again (by
-	// mailbox directory, as FilesChanged takes them) after a short wait:
+	// mailbox directory, as FilesChanged takes them) once every event
+	// queued before the call has been reported (watch.Watcher.Recheck):
 	// files that were gone when the engine looked, while no other name of
 	// their message was reported. A rename in progress (its new name
-	// reported next) is not a delete: the message keeps its old name
-	// until its new one is seen, or is taken as deleted when the files
-	// come back still gone and unpaired (see suspectWait). Without
-	// Recheck such a file is taken as deleted at once.
+	// reported later) is not a delete: the message keeps its old name
+	// until its new one is seen, and is taken as deleted only when its
+	// file is reported again still gone and unpaired. Without Recheck
+	// such a file is taken as deleted at once.
 	Recheck func(files map[string][]string)
 	// KeywordsFile, if set, is the path of a folder's own keyword map
 	// (dovecot-keywords in its control directory; see keywords.go).
@@ -205,16 +206,10 @@ type Engine struct {
 	// fillPending: some messages may not have been stat()ed (see Fill).
 	fillPending bool
 	// suspects are messages whose file was found gone with no other
-	// name of theirs reported, with when that was first seen (Unix ns):
-	// see Config.Recheck. Protected by op.
-	suspects map[key]int64
+	// name of theirs reported, waiting to be reported again (see
+	// Config.Recheck).
+	suspects map[key]bool
 }
-
-// suspectWait is how long a message whose file is gone, and no other name
-// of it reported, stays listed under its old name before it is taken as
-// deleted: the new name of a rename in progress is reported well within
-// it (both halves of a rename are queued by the kernel at once).
-const suspectWait = 50 * time.Millisecond
 
 // Open loads the index in stateDir (rebuilding it if damaged) and compiles
 // the folders. Call Sync to bring it up to date with the backend.
@@ -704,7 +699,6 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 	changed := map[key]bool{}
 	recheck := map[string][]string{}
 	batch := e.store.NewBatch()
-	now := time.Now().UnixNano()
 	for dir, rels := range files {
 		mb := byPath[dir]
 		present := map[string]seen{}
@@ -754,20 +748,15 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 				continue // not the name the message has
 			}
 			k := key{mb.Name, base}
-			if at, ok := e.suspects[k]; e.cfg.Recheck != nil && (!ok || now-at < int64(suspectWait)) {
+			if e.cfg.Recheck != nil && !e.suspects[k] {
 				// Renamed again before it was looked at, maybe: its
-				// new name is reported next. Listed as it was until then.
-				if !ok {
-					if e.suspects == nil {
-						e.suspects = map[key]int64{}
-					}
-					e.suspects[k] = now
+				// new name is reported by the time this file is again.
+				// Listed as it was until then.
+				if e.suspects == nil {
+					e.suspects = map[key]bool{}
 				}
-				sub := "cur/"
-				if s.isNew {
-					sub = "new/"
-				}
-				recheck[dir] = append(recheck[dir], sub+s.name)
+				e.suspects[k] = true
+				recheck[dir] = append(recheck[dir], subdir(s.isNew)+"/"+s.name)
 				continue
 			}
 			delete(e.suspects, k)
@@ -892,17 +881,9 @@ type scanned struct {
 	keywords map[byte]string
 }
 
-// syncMailboxes scans the named mailboxes (trusting scan state when
-// useState), extracts new messages in parallel, and updates members.
-func (e *Engine) syncMailboxes(ctx context.Context, names []string, useState bool) error {
-	if err := e.lockOp(); err != nil {
-		return err
-	}
-	defer e.op.Unlock()
-	return e.syncLocked(ctx, names, useState)
-}
-
-// syncLocked is syncMailboxes with e.op held.
+// syncLocked scans the named mailboxes (trusting scan state when
+// useState), extracts new messages in parallel, and updates members. e.op
+// must be held.
 func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) error {
 	start := e.cfg.Now()
 	t0 := time.Now()
@@ -999,14 +980,31 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			batch.DeleteMailbox(sc.name)
 			continue
 		}
+		// last maps each base name listed to its last entry: of several
+		// (a message moved or renamed while listed), the last one.
 		ents := sc.entries
-		if missing := missingFrom(old, ents); len(missing) > 0 {
-			ents = append(ents, e.confirmMissing(mbs[i], old, missing)...)
+		last := make(map[string]int, len(ents))
+		for j, ent := range ents {
+			last[maildir.BaseOf(ent.Name)] = j
 		}
-		seen := make(map[string]bool, len(ents))
-		for _, ent := range latestOf(ents) {
+		var missing []string
+		for base := range old {
+			if _, ok := last[base]; !ok {
+				missing = append(missing, base)
+			}
+		}
+		if len(missing) > 0 {
+			n := len(ents)
+			ents = append(ents[:n:n], e.confirmMissing(mbs[i], old, missing)...)
+			for j := n; j < len(ents); j++ {
+				last[maildir.BaseOf(ents[j].Name)] = j
+			}
+		}
+		for j, ent := range ents {
 			base := maildir.BaseOf(ent.Name)
-			seen[base] = true
+			if last[base] != j {
+				continue
+			}
 			m := old[base]
 			switch {
 			case m == nil || m.NeedsHash != needsHash:
@@ -1018,7 +1016,7 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			}
 		}
 		for base := range old {
-			if !seen[base] {
+			if _, ok := last[base]; !ok {
 				deleted[key{sc.name, base}] = true
 				slog.Debug("message gone", "mailbox", sc.name, "base", base)
 				e.forget(batch, key{sc.name, base})
@@ -1084,24 +1082,6 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	return nil
 }
 
-// missingFrom returns the bases of old that ents do not list.
-func missingFrom(old map[string]*index.Message, ents []maildir.Entry) []string {
-	if len(old) == 0 {
-		return nil
-	}
-	listed := make(map[string]bool, len(ents))
-	for _, ent := range ents {
-		listed[maildir.BaseOf(ent.Name)] = true
-	}
-	var out []string
-	for base := range old {
-		if !listed[base] {
-			out = append(out, base)
-		}
-	}
-	return out
-}
-
 // confirmMissing looks again for messages a listing did not show: a file
 // renamed while its directory was read may be missed by readdir under
 // both names. A message whose recorded file is still there is listed
@@ -1132,25 +1112,6 @@ func (e *Engine) confirmMissing(mb *mailbox, old map[string]*index.Message, miss
 		}
 	}
 	return found
-}
-
-// latestOf returns ents with one entry per base name: of several (a
-// message moved or renamed while listed), the last one listed.
-func latestOf(ents []maildir.Entry) []maildir.Entry {
-	last := make(map[string]int, len(ents))
-	for i, ent := range ents {
-		last[maildir.BaseOf(ent.Name)] = i
-	}
-	if len(last) == len(ents) {
-		return ents
-	}
-	out := make([]maildir.Entry, 0, len(last))
-	for i, ent := range ents {
-		if last[maildir.BaseOf(ent.Name)] == i {
-			out = append(out, ent)
-		}
-	}
-	return out
 }
 
 // ErrClosed is returned by every change asked of an engine after Close

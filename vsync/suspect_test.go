@@ -6,14 +6,13 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 )
 
 // TestRenameInProgressIsNoDelete: a message file the watcher reported that
 // was renamed again before the engine looked (mbsync setting flags faster
 // than vmfs follows) stays listed, under its old name and UID, until its
 // new name is reported; a file that is really gone leaves once it is
-// reported again, still gone, after suspectWait.
+// reported again (after the watcher's barrier), still gone.
 func TestRenameInProgressIsNoDelete(t *testing.T) {
 	f := newFixture(t, 0)
 	for _, s := range []string{"cur", "new", "tmp"} {
@@ -84,8 +83,7 @@ func TestRenameInProgressIsNoDelete(t *testing.T) {
 		}
 	}
 
-	// 2.b, reported again after the wait, still gone: deleted.
-	time.Sleep(suspectWait)
+	// 2.b, reported again, still gone: deleted.
 	if err := e.FilesChanged(ctx, map[string][]string{f.root: {"cur/2.b:2,"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -149,10 +149,9 @@ func (e *Engine) refOf(name string) *mbRef {
 // ventOf builds a member's entry. e.op must be held.
 func (e *Engine) ventOf(f *folder, mem *index.Member, m *index.Message) *vent {
 	name := e.shownName(f, mem, m)
+	// A virtual base is a hash (about 50 bytes) or a client's name (a
+	// file name: at most 255 bytes); it fits baseLen.
 	base := maildir.BaseOf(name)
-	if len(base) > 0xffff {
-		base = name
-	}
 	return &vent{uid: mem.UID, new: m.New, baseLen: uint16(len(base)), name: name, mb: e.refOf(m.Mailbox),
 		file: m.Name, size: m.Size, mtime: m.MTime}
 }
@@ -174,7 +173,9 @@ func (e *Engine) show(f *folder, mem *index.Member, m *index.Message) bool {
 		f.t.vb.Delete(old)
 	}
 	if other := f.t.byBase(nv.vbase()); other != nil && other.uid != nv.uid {
-		// Two members cannot share a name; the older one keeps it.
+		// Two members cannot share a name (derived names hash distinct
+		// identities, client names are kept unique by f.alias); should
+		// it happen, the entry shown last has it.
 		f.t.uid.Delete(other)
 		f.t.vb.Delete(other)
 		f.t.uid.ReplaceOrInsert(nv)
@@ -210,7 +211,7 @@ func (e *Engine) showAll(f *folder) {
 	slices.SortFunc(vs, func(a, b *vent) int { return strings.Compare(a.vbase(), b.vbase()) })
 	for i, v := range vs {
 		if i > 0 && vs[i-1].vbase() == v.vbase() {
-			continue // two members cannot share a name; one keeps it
+			continue // cannot happen (see show); one keeps the name
 		}
 		f.t.vb.ReplaceOrInsert(v)
 	}

@@ -73,10 +73,6 @@ type Watcher struct {
 	files   map[string]map[string]bool
 	kick    chan struct{}
 	first   time.Time // when the pending batch got its first change
-	// from holds message files renamed away (IN_MOVED_FROM) whose
-	// arrival (IN_MOVED_TO) has not been seen yet, with when they left:
-	// see holdBack.
-	from map[string]time.Time
 	// waiting holds the files of Recheck calls until their barrier's
 	// event is read; mark numbers the barriers.
 	waiting []recheck
@@ -89,12 +85,9 @@ type recheck struct {
 	files map[string][]string
 }
 
-// pairWait is how long a message file renamed away is held back from a
-// batch waiting for the other half of the rename. A rename queues both
-// halves at once, so they are normally read together; a batch cut between
-// them (MaxDelay in a stream of renames, or a read that ends between
-// them) would make the message look deleted and then new: gone from
-// listings in between, back with a new UID.
+// pairWait is how long Recheck waits when it has no barrier: both halves
+// of a rename are queued by the kernel at once, so the watcher has read
+// the second well within it unless it is far behind.
 const pairWait = 50 * time.Millisecond
 
 // New sets up the watches of a backend root; Run delivers the batches.
@@ -109,7 +102,7 @@ func New(root string, opts Options, out func(Batch)) (*Watcher, error) {
 		opts.PollEvery = time.Second
 	}
 	w := &Watcher{root: root, opts: opts, out: out, dirs: map[string]bool{}, files: map[string]map[string]bool{},
-		kick: make(chan struct{}, 1), from: map[string]time.Time{}}
+		kick: make(chan struct{}, 1)}
 	if err := w.restart(); err != nil {
 		return nil, err
 	}
@@ -331,11 +324,6 @@ func (w *Watcher) event(e fsnotify.Event) {
 	}
 	switch {
 	case parent == "cur" || parent == "new":
-		if e.Has(fsnotify.Rename) {
-			w.from[e.Name] = time.Now()
-		} else {
-			delete(w.from, e.Name)
-		}
 		w.noteFile(filepath.Dir(dir), parent+"/"+name) // a message in a mailbox
 	case parent == "tmp":
 		// deliveries in progress are not mail yet
@@ -364,14 +352,14 @@ func (w *Watcher) poll() {
 
 // Recheck reports message files (by mailbox directory, as Batch.Files)
 // again in a later batch, once every event the kernel queued before the
-// call has been read, and not before pairWait: the engine asks for it when
-// a file it was told about is gone and no other name of the message was
-// reported (a rename whose new name it has not been told yet). Then the
-// new name of a rename made before the call is in that batch or an earlier
-// one, however far behind the kernel's queue the watcher is. The barrier
-// is a file created in MarkDir: inotify queues its event after every event
-// queued before it. Without MarkDir, or when the file cannot be made, only
-// pairWait is waited.
+// call has been read: the engine asks for it when a file it was told about
+// is gone and no other name of the message was reported (a rename whose
+// new name it has not been told yet, or a delete). Then the new name of a
+// rename made before the call is in that batch or an earlier one, however
+// far behind the kernel's queue the watcher is, and a file still gone and
+// unpaired is deleted. The barrier is a file created in MarkDir: inotify
+// queues its event after every event queued before it. Without MarkDir,
+// or when the file cannot be made, pairWait is waited instead.
 func (w *Watcher) Recheck(files map[string][]string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -393,10 +381,8 @@ func (w *Watcher) Recheck(files map[string][]string) {
 }
 
 // releaseLocked moves the files of the Recheck calls up to barrier n into
-// the pending batch, each held back from it for pairWait (holdBackLocked)
-// unless another file of its base name comes with it. w.mu must be held.
+// the pending batch. w.mu must be held.
 func (w *Watcher) releaseLocked(n uint64) {
-	now := time.Now()
 	kept := w.waiting[:0]
 	for _, r := range w.waiting {
 		if r.mark > n {
@@ -405,71 +391,11 @@ func (w *Watcher) releaseLocked(n uint64) {
 		}
 		for dir, rels := range r.files {
 			for _, rel := range rels {
-				w.from[filepath.Join(dir, rel)] = now
 				w.noteFile(dir, rel)
 			}
 		}
 	}
 	w.waiting = kept
-}
-
-// holdBackLocked moves out of b, back into the pending batch, the message
-// files renamed away less than pairWait ago whose mailbox shows no other
-// file of the same base name in b: the other half of their rename is
-// still to come. It returns when to look again (0: nothing held). w.mu
-// must be held.
-func (w *Watcher) holdBackLocked(b *Batch) time.Duration {
-	if len(w.from) == 0 {
-		return 0
-	}
-	now := time.Now()
-	for p, at := range w.from { // in directories listed as a whole
-		if now.Sub(at) > time.Second {
-			delete(w.from, p)
-		}
-	}
-	var retry time.Duration
-	for dir, files := range b.Files {
-		var bases map[string]int
-		kept := files[:0]
-		for _, rel := range files {
-			p := filepath.Join(dir, rel)
-			at, ok := w.from[p]
-			if !ok {
-				kept = append(kept, rel)
-				continue
-			}
-			if bases == nil {
-				bases = map[string]int{}
-				for _, r := range files {
-					bases[maildir.BaseOf(filepath.Base(r))]++
-				}
-			}
-			left := pairWait - now.Sub(at)
-			if bases[maildir.BaseOf(filepath.Base(rel))] > 1 || left <= 0 {
-				delete(w.from, p) // paired, or waited long enough: a delete
-				kept = append(kept, rel)
-				continue
-			}
-			// Still to come: next batch.
-			if w.files[dir] == nil {
-				w.files[dir] = map[string]bool{}
-			}
-			w.files[dir][rel] = true
-			if w.first.IsZero() {
-				w.first = at
-			}
-			if retry == 0 || left < retry {
-				retry = left
-			}
-		}
-		if len(kept) == 0 {
-			delete(b.Files, dir)
-		} else {
-			b.Files[dir] = kept
-		}
-	}
-	return retry
 }
 
 // deliver hands pending batches to out, after they settle.
@@ -516,16 +442,7 @@ func (w *Watcher) deliver(ctx context.Context) {
 			sort.Strings(b.Files[d])
 		}
 		w.pending, w.dirs, w.files, w.first = Batch{}, map[string]bool{}, map[string]map[string]bool{}, time.Time{}
-		retry := w.holdBackLocked(&b)
 		w.mu.Unlock()
-		if retry > 0 {
-			time.AfterFunc(retry, func() {
-				select {
-				case w.kick <- struct{}{}:
-				default:
-				}
-			})
-		}
 		if len(b.Dirs) == 0 && len(b.Files) == 0 && !b.Tree && !b.Rescan {
 			continue
 		}

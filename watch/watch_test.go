@@ -174,35 +174,6 @@ func TestOutOfWatchesPolls(t *testing.T) {
 	}
 }
 
-// TestHoldBackUnpairedRenames: a batch cut between the two halves of a
-// rename does not carry the file renamed away alone; it waits for its
-// other half (or pairWait), so that the engine never sees a rename as a
-// delete followed by a new message.
-func TestHoldBackUnpairedRenames(t *testing.T) {
-	w := &Watcher{dirs: map[string]bool{}, files: map[string]map[string]bool{}, kick: make(chan struct{}, 1), from: map[string]time.Time{}}
-	now := time.Now()
-	w.from["/m/cur/1.a:2,"] = now                    // renamed away, arrival not seen
-	w.from["/m/cur/2.b:2,"] = now                    // renamed away, arrival in the batch
-	w.from["/m/cur/3.c:2,"] = now.Add(-2 * pairWait) // waited long enough: a delete
-	b := Batch{Files: map[string][]string{"/m": {"cur/1.a:2,", "cur/2.b:2,", "cur/2.b:2,S", "cur/3.c:2,", "new/4.d"}}}
-	retry := w.holdBackLocked(&b)
-	if got := strings.Join(b.Files["/m"], " "); got != "cur/2.b:2, cur/2.b:2,S cur/3.c:2, new/4.d" {
-		t.Errorf("delivered %q", got)
-	}
-	if !w.files["/m"]["cur/1.a:2,"] || len(w.files["/m"]) != 1 {
-		t.Errorf("held back %v, want cur/1.a:2,", w.files)
-	}
-	if retry <= 0 || retry > pairWait {
-		t.Errorf("look again in %v", retry)
-	}
-	// The next batch brings the other half: both go.
-	b = Batch{Files: map[string][]string{"/m": {"cur/1.a:2,", "cur/1.a:2,F"}}}
-	w.files = map[string]map[string]bool{}
-	if retry := w.holdBackLocked(&b); retry != 0 || len(b.Files["/m"]) != 2 || len(w.from) != 0 {
-		t.Errorf("paired rename: retry %v, batch %v, waiting %v", retry, b.Files, w.from)
-	}
-}
-
 // TestRecheckAfterBarrier: files the engine asks to hear about again come
 // in a batch after the barrier, together with the events the kernel
 // queued before it (here: a rename made before the call).
