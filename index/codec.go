@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sort"
 	"unsafe"
+
+	"vmfs/internal/maildir"
 )
 
 // errValue reports a value that does not decode: the index is damaged.
@@ -150,22 +152,23 @@ func (d *dec) done() error {
 }
 
 // Message is the index's record of one backend message. It is kept in
-// memory for every backend message, so it is small: what only header
-// queries need lives in Meta, and Base shares Name's bytes.
+// memory for every backend message, so it is small (64 bytes): what only
+// header queries need lives in Meta, and the base name, the other half of
+// its key, is a part of Name (Base).
 type Message struct {
 	Mailbox string // key
-	Base    string // key
 	Name    string // current file name, with the info part
 	Size    int64  // -1: the file has not been stat()ed yet (MTime unknown)
 	MTime   int64  // file mtime, Unix nanoseconds
+	Meta    *Meta  // nil when no query needs headers, or none were found
 	// NeedsHash says which header-derived metadata Meta holds.
-	NeedsHash uint64
-	Meta      *Meta // nil when no query needs headers, or none were found
-	New       bool  // in new/
-	// VName caches the engine's virtual name of the message (its base32
-	// part); zero until derived. Only the snapshot stores it.
-	VName [26]byte
+	NeedsHash uint32
+	New       bool // in new/
 }
+
+// Base is the message's base name (the key with Mailbox): its file name
+// without the info part, whatever its flags.
+func (m *Message) Base() string { return maildir.BaseOf(m.Name) }
 
 // Meta is the header-derived part of a Message.
 type Meta struct {
@@ -181,20 +184,12 @@ func (mt *Meta) empty() bool {
 	return !mt.HasSent && mt.Sent == 0 && mt.SentOffset == 0 && mt.ID == "" && len(mt.References) == 0 && len(mt.Headers) == 0
 }
 
-// shareBase makes Base a part of Name when Name starts with it: one string
-// in memory instead of two.
-func (m *Message) shareBase() {
-	if len(m.Name) >= len(m.Base) && m.Name[:len(m.Base)] == m.Base {
-		m.Base = m.Name[:len(m.Base)]
-	}
-}
-
 func (m *Message) encode() []byte {
 	mt := m.Meta
 	if mt == nil {
 		mt = &Meta{}
 	}
-	e := enc(make([]byte, 0, 32+len(m.Name))).str(m.Name).bool(m.New).varint(m.Size).varint(m.MTime).uvarint(m.NeedsHash).
+	e := enc(make([]byte, 0, 32+len(m.Name))).str(m.Name).bool(m.New).varint(m.Size).varint(m.MTime).uvarint(uint64(m.NeedsHash)).
 		varint(mt.Sent).varint(int64(mt.SentOffset)).bool(mt.HasSent).str(mt.ID).uvarint(uint64(len(mt.References)))
 	for _, r := range mt.References {
 		e = e.str(r)
@@ -220,7 +215,8 @@ func (m *Message) decodeFrom(d *dec) error {
 	b := d.b
 	var meta Meta // allocated only if not empty
 	mt := &meta
-	m.Name, m.New, m.Size, m.MTime, m.NeedsHash = d.str(), d.bool(), d.varint(), d.varint(), d.uvarint()
+	// NeedsHash was 64 bits wide before; its low half is today's.
+	m.Name, m.New, m.Size, m.MTime, m.NeedsHash = d.str(), d.bool(), d.varint(), d.varint(), uint32(d.uvarint())
 	mt.Sent, mt.SentOffset, mt.HasSent, mt.ID = d.varint(), int32(d.varint()), d.bool(), d.str()
 	n := d.uvarint()
 	if n > uint64(len(b)) {
@@ -253,7 +249,6 @@ func (m *Message) decodeFrom(d *dec) error {
 		m.Meta = new(Meta)
 		*m.Meta = meta
 	}
-	m.shareBase()
 	return d.done()
 }
 
@@ -266,17 +261,17 @@ type MailboxState struct {
 	CurMTime  int64
 	NewMTime  int64
 	Settled   bool
-	NeedsHash uint64
+	NeedsHash uint32 // Message.NeedsHash of every message when scanned
 	Count     int
 }
 
 func (s *MailboxState) encode() []byte {
-	return enc(nil).varint(s.CurMTime).varint(s.NewMTime).bool(s.Settled).uvarint(s.NeedsHash).uvarint(uint64(s.Count))
+	return enc(nil).varint(s.CurMTime).varint(s.NewMTime).bool(s.Settled).uvarint(uint64(s.NeedsHash)).uvarint(uint64(s.Count))
 }
 
 func (s *MailboxState) decode(b []byte) error {
 	d := &dec{b: b}
-	s.CurMTime, s.NewMTime, s.Settled, s.NeedsHash, s.Count = d.varint(), d.varint(), d.bool(), d.uvarint(), int(d.uvarint())
+	s.CurMTime, s.NewMTime, s.Settled, s.NeedsHash, s.Count = d.varint(), d.varint(), d.bool(), uint32(d.uvarint()), int(d.uvarint())
 	return d.done()
 }
 
@@ -299,18 +294,21 @@ func (s *FolderState) decode(b []byte) error {
 
 // Member is one message of a virtual folder.
 type Member struct {
-	UID     uint32 // key
 	Mailbox string
 	Base    string
-	// Linger is the Unix-nanosecond deadline until which a member that no
-	// longer matches stays listed; 0 while it matches.
-	Linger int64
-	// Written is set for a message delivered through the folder: it stays
-	// until its linger ends even if it never matched.
-	Written bool
 	// Name, when set, is the virtual base name the client chose when it
 	// delivered the message through the folder; it replaces the derived one.
 	Name string
+	// Linger is the Unix-nanosecond deadline until which a member that no
+	// longer matches stays listed; 0 while it matches.
+	Linger int64
+	UID    uint32 // key
+	// VKey caches the hash part of the member's derived virtual name
+	// (the engine's); zero until derived. Only the snapshot stores it.
+	VKey [26]byte
+	// Written is set for a message delivered through the folder: it stays
+	// until its linger ends even if it never matched.
+	Written bool
 }
 
 func (m *Member) encode() []byte {

@@ -25,11 +25,14 @@ import (
 // File: "vmfs-snapshot" | schema uint32 | generation uint64 | records,
 // each: type byte | uvarint length | payload, ending with type 0.
 //
-//	'M': str mailbox | uvarint n, then n records 'm': str base | str VName | Message
+//	'M': str mailbox | uvarint n, then n records 'm': Message
 //	'b': str mailbox | MailboxState
 //	'f': str folder  | FolderState
-//	'u': str folder  | uvarint uid | Member
-const snapshotMagic = "vmfs-snapshot"
+//	'u': str folder  | uvarint uid | str VKey | Member
+//
+// (A file of the first format, "vmfs-snapshot", is not read: the store is
+// loaded key by key once.)
+const snapshotMagic = "vmfs-snapshot2"
 
 const pfxGeneration = 'g'
 
@@ -136,24 +139,12 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 					return nil, errValue
 				}
 				r := d.sub(n)
-				baseB, vn := r.bytes(), r.bytes()
 				m := &slab[i]
 				m.Mailbox = name
-				if r.err != nil || len(baseB) == 0 {
+				if m.decodeFrom(r) != nil || m.Name == "" {
 					return nil, errValue
 				}
-				m.Base = unsafe.String(&baseB[0], len(baseB)) // until it is a part of the name
-				if m.decodeFrom(r) != nil {
-					return nil, errValue
-				}
-				if unsafe.StringData(m.Base) == &baseB[0] { // not a prefix of the name
-					m.Base = arena.str(baseB)
-				}
-				base := m.Base
-				if len(vn) == len(m.VName) {
-					copy(m.VName[:], vn)
-				}
-				ms[base] = m
+				ms[m.Base()] = m
 			}
 		case 'b':
 			st := &MailboxState{}
@@ -175,12 +166,15 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			m := &members[0]
 			members = members[1:]
 			m.UID = uint32(uid)
+			if vk := rec.bytes(); len(vk) == len(m.VKey) {
+				copy(m.VKey[:], vk)
+			}
 			rec.arena, rec.src = nil, src // cut, then replaced by the message's
 			if rec.err != nil || m.decodeFrom(rec) != nil {
 				return nil, errValue
 			}
 			if msg := snap.Messages[m.Mailbox][m.Base]; msg != nil {
-				m.Mailbox, m.Base = msg.Mailbox, msg.Base
+				m.Mailbox, m.Base = msg.Mailbox, msg.Base()
 			} else {
 				m.Mailbox, m.Base = arena.str([]byte(m.Mailbox)), arena.str([]byte(m.Base))
 			}
@@ -228,12 +222,8 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 	}
 	for mb, ms := range snap.Messages {
 		rec('M', enc(nil).str(mb).uvarint(uint64(len(ms))))
-		for base, m := range ms {
-			vn := m.VName[:]
-			if m.VName == ([26]byte{}) {
-				vn = nil
-			}
-			rec('m', append(enc(nil).str(base).str(string(vn)), m.encode()...))
+		for _, m := range ms {
+			rec('m', m.encode())
 		}
 	}
 	for mb, st := range snap.Mailboxes {
@@ -245,7 +235,11 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 	for name, ms := range snap.Members {
 		sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID }) // read back in order
 		for _, m := range ms {
-			rec('u', append(enc(nil).str(name).uvarint(uint64(m.UID)), m.encode()...))
+			vk := m.VKey[:]
+			if m.VKey == ([26]byte{}) {
+				vk = nil
+			}
+			rec('u', append(enc(nil).str(name).uvarint(uint64(m.UID)).str(string(vk)), m.encode()...))
 		}
 	}
 	w.WriteByte(0)

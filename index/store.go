@@ -202,9 +202,12 @@ func (snap *Snapshot) add(k, v []byte) error {
 		if err != nil {
 			return err
 		}
-		m := &Message{Mailbox: mb, Base: base}
+		m := &Message{Mailbox: mb}
 		if err := m.decode(v); err != nil {
 			return err
+		}
+		if m.Base() != base { // its name is not of its key
+			return fmt.Errorf("%w: message %s/%s named %q", errValue, mb, base, m.Name)
 		}
 		if snap.Messages[mb] == nil {
 			snap.Messages[mb] = map[string]*Message{}
@@ -404,7 +407,7 @@ func (s *Store) writeOps(ops []op) error {
 
 func apply(txn *badger.Txn, o op) error {
 	if o.msg != nil {
-		return txn.Set(messageKey(o.msg.Mailbox, o.msg.Base), o.msg.encode())
+		return txn.Set(messageKey(o.msg.Mailbox, o.msg.Base()), o.msg.encode())
 	}
 	if o.val == nil {
 		return txn.Delete(o.key)

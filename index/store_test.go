@@ -16,12 +16,12 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := &Message{Mailbox: "Lists/Go", Base: "1.a,U=5", Name: "1.a,U=5:2,Sa", Size: 42, MTime: 1e18, NeedsHash: 7,
+	msg := &Message{Mailbox: "Lists/Go", Name: "1.a,U=5:2,Sa", Size: 42, MTime: 1e18, NeedsHash: 7,
 		Meta: &Meta{Sent: 1700000000, SentOffset: -18000, HasSent: true, ID: "x@y", References: []string{"a@b", "c@d"},
 			Headers: map[string][]string{"from": {"Jürgen <j@x>"}, "subject": {"", "two"}}}}
 	b := s.NewBatch()
 	b.PutMessage(msg)
-	b.PutMessage(&Message{Mailbox: "INBOX", Base: "2.b", Name: "2.b", New: true})
+	b.PutMessage(&Message{Mailbox: "INBOX", Name: "2.b", New: true})
 	b.PutMailbox("Lists/Go", &MailboxState{CurMTime: 5, NewMTime: 6, Settled: true, NeedsHash: 7, Count: 1})
 	b.PutFolder("Unread", &FolderState{DefHash: 99, UIDValidity: 1234, NextUID: 3})
 	b.PutMember("Unread", &Member{UID: 2, Mailbox: "INBOX", Base: "2.b"})
@@ -84,7 +84,7 @@ func TestBigBatchSplits(t *testing.T) {
 	defer s.Close()
 	b := s.NewBatch()
 	for i := 0; i < 200000; i++ {
-		b.PutMessage(&Message{Mailbox: "INBOX", Base: strings.Repeat("x", 40) + string(rune('a'+i%26)) + itoa(i), Name: "n"})
+		b.PutMessage(&Message{Mailbox: "INBOX", Name: strings.Repeat("x", 40) + string(rune('a'+i%26)) + itoa(i) + ":2,"})
 	}
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func TestSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := s.NewBatch()
-	b.PutMessage(&Message{Mailbox: "INBOX", Base: "1.a", Name: "1.a:2,S", Meta: &Meta{Headers: map[string][]string{"from": {"x"}}}})
+	b.PutMessage(&Message{Mailbox: "INBOX", Name: "1.a:2,S", Meta: &Meta{Headers: map[string][]string{"from": {"x"}}}})
 	b.PutFolder("Unread", &FolderState{UIDValidity: 9, NextUID: 2})
 	b.PutMember("Unread", &Member{UID: 1, Mailbox: "INBOX", Base: "1.a"})
 	b.PutMailbox("INBOX", &MailboxState{Count: 1, Settled: true})
@@ -228,22 +228,24 @@ func TestSnapshot(t *testing.T) {
 // TestSnapshotStringsShared: a snapshot read back keeps each string once
 // (copied into an arena, the file's bytes dropped): a message's base name
 // is a part of its name, a member's mailbox and base name are its
-// message's; a base name that is no prefix of the name, a client's name
-// and headers come back too.
+// message's; a name without info part, a client's name, a member's cached
+// virtual key and headers come back too.
 func TestSnapshotStringsShared(t *testing.T) {
 	s, err := Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	m := &Message{Mailbox: "INBOX", Base: "1.a.host", Name: "1.a.host:2,S", Size: 3, MTime: 4,
+	m := &Message{Mailbox: "INBOX", Name: "1.a.host:2,S", Size: 3, MTime: 4,
 		Meta: &Meta{ID: "<id@x>", Headers: map[string][]string{"from": {"Alice"}}}}
-	odd := &Message{Mailbox: "INBOX", Base: "2.b.host", Name: "weird", Size: 1}
+	plain := &Message{Mailbox: "INBOX", Name: "2.b.host", Size: 1} // no info part
+	vk := [26]byte([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 	want := &Snapshot{
-		Messages:  map[string]map[string]*Message{"INBOX": {m.Base: m, odd.Base: odd}},
+		Messages:  map[string]map[string]*Message{"INBOX": {m.Base(): m, plain.Base(): plain}},
 		Mailboxes: map[string]*MailboxState{"INBOX": {CurMTime: 1}},
 		Folders:   map[string]*FolderState{"Unread": {DefHash: 1, UIDValidity: 2, NextUID: 3}},
-		Members:   map[string][]*Member{"Unread": {{UID: 1, Mailbox: "INBOX", Base: "1.a.host"}, {UID: 2, Mailbox: "INBOX", Base: "2.b.host", Name: "client"}}},
+		Members: map[string][]*Member{"Unread": {{UID: 1, Mailbox: "INBOX", Base: "1.a.host", VKey: vk},
+			{UID: 2, Mailbox: "INBOX", Base: "2.b.host", Name: "client"}}},
 	}
 	if err := s.SaveSnapshot(want); err != nil {
 		t.Fatal(err)
@@ -256,17 +258,25 @@ func TestSnapshotStringsShared(t *testing.T) {
 	if gm == nil || gm.Name != m.Name || gm.Meta == nil || gm.Meta.Headers["from"][0] != "Alice" {
 		t.Fatalf("message = %+v", gm)
 	}
-	if unsafe.StringData(gm.Base) != unsafe.StringData(gm.Name) {
-		t.Error("the base name is not a part of the name")
-	}
-	if g := got.Messages["INBOX"]["2.b.host"]; g == nil || g.Base != "2.b.host" || g.Name != "weird" {
-		t.Errorf("odd message = %+v", g)
+	if g := got.Messages["INBOX"]["2.b.host"]; g == nil || g.Base() != "2.b.host" || g.Name != "2.b.host" {
+		t.Errorf("message without info = %+v", g)
 	}
 	mems := got.Members["Unread"]
-	if len(mems) != 2 || mems[1].Name != "client" {
+	if len(mems) != 2 || mems[1].Name != "client" || mems[0].VKey != vk || mems[1].VKey != ([26]byte{}) {
 		t.Fatalf("members = %+v", mems)
 	}
-	if unsafe.StringData(mems[0].Base) != unsafe.StringData(gm.Base) || unsafe.StringData(mems[0].Mailbox) != unsafe.StringData(gm.Mailbox) {
+	if unsafe.StringData(mems[0].Base) != unsafe.StringData(gm.Name) || unsafe.StringData(mems[0].Mailbox) != unsafe.StringData(gm.Mailbox) {
 		t.Error("a member's mailbox and base name are not its message's")
+	}
+}
+
+// TestRecordSizes: a Message is kept for every backend message (a million
+// of them is a target, SPEC §10); it must stay in the 64-byte size class.
+func TestRecordSizes(t *testing.T) {
+	if n := unsafe.Sizeof(Message{}); n > 64 {
+		t.Errorf("Message is %d bytes, want ≤ 64", n)
+	}
+	if n := unsafe.Sizeof(Member{}); n > 96 {
+		t.Errorf("Member is %d bytes, want ≤ 96", n)
 	}
 }

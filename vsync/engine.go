@@ -187,7 +187,7 @@ type Engine struct {
 	msgs      map[string]map[string]*index.Message
 	mstate    map[string]*index.MailboxState
 	needs     query.Needs
-	needsHash uint64
+	needsHash uint32
 	// refs are the mailboxes' shared mbRefs (see view.go).
 	refs map[string]*mbRef
 	// showPending: the folders' entries are to be built by the next
@@ -497,7 +497,7 @@ func (e *Engine) Close() error {
 	return e.store.Close()
 }
 
-func unionNeeds(ns []query.Needs) (query.Needs, uint64) {
+func unionNeeds(ns []query.Needs) (query.Needs, uint32) {
 	var u query.Needs
 	hdr := map[string]bool{"message-id": false}
 	for _, n := range ns {
@@ -518,7 +518,7 @@ func unionNeeds(ns []query.Needs) (query.Needs, uint64) {
 	sort.Strings(u.Headers)
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%q %v %v", u.Headers, u.Sent, u.Threads)
-	return u, h.Sum64()
+	return u, uint32(h.Sum64()) // the low half: indexes stored 64 bits once
 }
 
 // vbase32 is RFC 4648 base32 in lower case.
@@ -577,12 +577,13 @@ func parseVirtualBase(s string) (vkey, string, bool) {
 	return k, s[:dot], true
 }
 
-// vkeyOf returns a message's virtual key, computed once.
-func vkeyOf(m *index.Message) vkey {
-	if m.VName == ([26]byte{}) {
-		m.VName = virtualKey(m.Mailbox, m.Base)
+// vkeyOf returns the virtual key of a member's message, computed once per
+// member (the snapshot keeps it).
+func vkeyOf(mem *index.Member) vkey {
+	if mem.VKey == ([26]byte{}) {
+		mem.VKey = virtualKey(mem.Mailbox, mem.Base)
 	}
-	return m.VName
+	return mem.VKey
 }
 
 // settleTime is how far a directory's mtime must lie before a scan for the
@@ -809,7 +810,7 @@ func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
 	stopProgress := e.progress(len(jobs), &done)
 	parallel(ctx, len(jobs), ioWorkers(), func(i int) {
 		j := jobs[i]
-		j.out = extract(j.mb, j.ent, j.base, needs, needsHash)
+		j.out = extract(j.mb, j.ent, needs, needsHash)
 		if j.out == nil {
 			_, err := os.Lstat(j.path())
 			j.failed = err == nil
@@ -1168,7 +1169,7 @@ func (e *Engine) notify(folders []string) {
 
 // extract reads a new message's metadata; nil if it vanished or cannot be
 // read (logged).
-func extract(mb *mailbox, ent maildir.Entry, base string, needs query.Needs, needsHash uint64) *index.Message {
+func extract(mb *mailbox, ent maildir.Entry, needs query.Needs, needsHash uint32) *index.Message {
 	sub := "cur"
 	if ent.New {
 		sub = "new"
@@ -1183,7 +1184,7 @@ func extract(mb *mailbox, ent maildir.Entry, base string, needs query.Needs, nee
 		}
 		return nil
 	}
-	m := &index.Message{Mailbox: mb.Name, Base: base, Name: ent.Name, New: ent.New, Size: qm.Size,
+	m := &index.Message{Mailbox: mb.Name, Name: ent.Name, New: ent.New, Size: qm.Size,
 		MTime: qm.Received.UnixNano(), NeedsHash: needsHash}
 	mt := &index.Meta{Headers: qm.Headers, ID: qm.ID, References: qm.References}
 	if !qm.Sent.IsZero() {

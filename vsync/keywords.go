@@ -124,7 +124,7 @@ func (e *Engine) folderLetters(f *folder, mailbox, name string) string {
 // letters, and those still pending. e.op must be held.
 func (e *Engine) shownName(f *folder, mem *index.Member, m *index.Message) string {
 	name := e.folderLetters(f, m.Mailbox, virtualName(mem, m))
-	if p := f.pendingKw[key{m.Mailbox, m.Base}]; p != "" {
+	if p := f.pendingKw[key{m.Mailbox, m.Base()}]; p != "" {
 		n, err := maildir.ParseName(name)
 		if err == nil {
 			n.Flags, n.HasInfo = maildir.NormFlags(n.Flags+p), true

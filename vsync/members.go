@@ -124,13 +124,13 @@ func virtualName(mem *index.Member, m *index.Message) string {
 	name := mem.Name
 	i := strings.LastIndexByte(m.Name, ':')
 	if name == "" {
-		k := vkeyOf(m)
+		k := vkeyOf(mem)
 		if i > 0 && normalInfo(m.Name[i+1:]) {
 			// The common case, in one allocation: the info part is
 			// already "2," + sorted flags.
-			return timePrefix(m.Base) + ".V" + string(k[:]) + ".vmfs" + m.Name[i:]
+			return timePrefix(m.Base()) + ".V" + string(k[:]) + ".vmfs" + m.Name[i:]
 		}
-		name = vbaseOf(m.Base, k)
+		name = vbaseOf(m.Base(), k)
 	}
 	if i > 0 {
 		if normalInfo(m.Name[i+1:]) {
@@ -317,15 +317,15 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 		if a.Mailbox != c.Mailbox {
 			return a.Mailbox < c.Mailbox
 		}
-		return a.Base < c.Base
+		return a.Base() < c.Base()
 	})
 	for _, m := range added {
-		mem := &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base}
+		mem := &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base()}
 		f.state.NextUID++
-		k := key{m.Mailbox, m.Base}
+		k := key{m.Mailbox, m.Base()}
 		// A message delivered through vmfs keeps its client's name, also
 		// when its membership is rebuilt from the backend.
-		if cn := clientName(m.Base); cn != "" {
+		if cn := clientName(m.Base()); cn != "" {
 			if _, taken := f.alias[cn]; !taken {
 				mem.Name = cn
 				f.alias[cn] = k

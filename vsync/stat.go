@@ -82,7 +82,7 @@ func parallel(ctx context.Context, n, workers int, fn func(i int)) {
 // size or date conditions takes. Messages that vanished meanwhile are
 // dropped (j.out nil). e.op must be held (readers of the views do not
 // wait for it).
-func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash uint64) error {
+func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash uint32) error {
 	now := e.cfg.Now()
 	names := e.mailboxNames()
 	type flagFolder struct {
@@ -99,7 +99,7 @@ func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash ui
 	var paths []string
 	var qm query.Msg
 	for _, j := range jobs {
-		m := &index.Message{Mailbox: j.mb.Name, Base: j.base, Name: j.ent.Name, New: j.ent.New, Size: -1, NeedsHash: needsHash}
+		m := &index.Message{Mailbox: j.mb.Name, Name: j.ent.Name, New: j.ent.New, Size: -1, NeedsHash: needsHash}
 		if old := e.msgs[j.mb.Name][j.base]; old != nil && !unstatted(old) {
 			m.Size, m.MTime = old.Size, old.MTime
 		}
@@ -249,12 +249,12 @@ func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, er
 	for i, m := range chunk {
 		// Still the same record, at the same place: e.op kept syncs out,
 		// but check rather than trust.
-		if !ok[i] || e.msgs[m.Mailbox][m.Base] != m || !unstatted(m) || e.pathOf(m) != paths[i] {
+		if !ok[i] || e.msgs[m.Mailbox][m.Base()] != m || !unstatted(m) || e.pathOf(m) != paths[i] {
 			continue
 		}
 		m.Size, m.MTime = size[i], mtime[i]
 		b.PutMessage(m)
-		changed[key{m.Mailbox, m.Base}] = true
+		changed[key{m.Mailbox, m.Base()}] = true
 	}
 	if err := e.commitLocked(b, changed, nil); err != nil {
 		return 0, err

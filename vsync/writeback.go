@@ -339,7 +339,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	e.crashPoint("after-deliver")
 	fname := filepath.Base(rel)
 	base := maildir.BaseOf(fname)
-	m := extract(mb, maildir.Entry{New: !toCur, Name: fname}, base, e.needs, e.needsHash)
+	m := extract(mb, maildir.Entry{New: !toCur, Name: fname}, e.needs, e.needsHash)
 	if m == nil {
 		return Entry{}, fmt.Errorf("delivered %s but cannot read it back", rel)
 	}
@@ -377,10 +377,10 @@ func (e *Engine) showWritten(folderName string, m *index.Message, vbase string, 
 	}
 	b, touched := db.b, db.touched
 	f := e.folders[folderName]
-	k := key{m.Mailbox, m.Base}
+	k := key{m.Mailbox, m.Base()}
 	mem := f.members[k]
 	if mem == nil {
-		mem = &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base, Written: true,
+		mem = &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base(), Written: true,
 			Linger: e.cfg.Now().Add(e.cfg.Linger).UnixNano()}
 		f.state.NextUID++
 		f.members[k] = mem
