@@ -27,10 +27,9 @@ func (e enc) bool(b bool) enc {
 type dec struct {
 	b   []byte
 	err error
-	// src, when set, holds the same bytes as the buffer b is a part of
-	// (which ends where src ends): strings are then cut from it instead of
-	// copied (the snapshot's strings that are replaced right after).
-	src string
+	// view, when set, makes strings views of b's bytes instead of copies:
+	// for strings replaced before the buffer is reused (the snapshot's).
+	view bool
 	// arena, when set, receives copies of the strings (the snapshot's
 	// strings that are kept: see strArena).
 	arena *strArena
@@ -66,7 +65,7 @@ func (d *dec) sub(n uint64) *dec {
 		d.err = errValue
 		return &dec{err: errValue}
 	}
-	s := &dec{b: d.b[:n], src: d.src, arena: d.arena} // same capacity: see str
+	s := &dec{b: d.b[:n], view: d.view, arena: d.arena}
 	d.b = d.b[n:]
 	return s
 }
@@ -109,9 +108,8 @@ func (d *dec) str() string {
 	var s string
 	if d.arena != nil {
 		s = d.arena.str(d.b[:n])
-	} else if d.src != "" {
-		off := len(d.src) - cap(d.b) // d.b is a part of the buffer src copies, up to its end
-		s = d.src[off : off+int(n)]
+	} else if d.view && n > 0 {
+		s = unsafe.String(&d.b[0], n)
 	} else {
 		s = string(d.b[:n])
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -76,28 +75,50 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(s.SnapshotFile())
+	f, err := os.Open(s.SnapshotFile())
 	if err != nil {
 		return nil, err
 	}
-	hdr := len(snapshotMagic) + 12
-	if len(data) < hdr || string(data[:len(snapshotMagic)]) != snapshotMagic {
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := uint64(fi.Size())
+	r := bufio.NewReaderSize(f, 1<<20)
+	hdr := make([]byte, len(snapshotMagic)+12)
+	if _, err := io.ReadFull(r, hdr); err != nil || string(hdr[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, errValue
 	}
-	p := data[len(snapshotMagic):]
+	p := hdr[len(snapshotMagic):]
 	if binary.BigEndian.Uint32(p) != SchemaVersion || binary.BigEndian.Uint64(p[4:]) != g {
 		return nil, errors.New("snapshot is stale")
 	}
-	// The strings kept are copied into an arena (a message's name and
-	// the headers queries need, about a third of the file at a million
-	// messages), so that the file's bytes can go once it is read; a
+	// The file is read one record at a time into one buffer, never whole
+	// (at a million messages it is 150 MB); the strings kept are copied
+	// into an arena (a message's name and the headers queries need): a
 	// message's base name is a part of its name, and a member's mailbox
-	// and base name are its message's. Strings that are replaced right
-	// away are cut from the file's bytes instead.
-	data = data[:len(data):len(data)]
+	// and base name are its message's.
 	arena := &strArena{}
-	src := unsafe.String(&data[0], len(data))
-	d := &dec{b: data[hdr:], arena: arena}
+	var buf []byte
+	next := func() (byte, *dec, error) {
+		typ, err := r.ReadByte()
+		if err != nil || typ == 0 {
+			return 0, nil, err
+		}
+		n, err := binary.ReadUvarint(r)
+		if err != nil || n > size {
+			return 0, nil, errValue
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n, max(n, 4096))
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return 0, nil, errValue
+		}
+		return typ, &dec{b: buf, arena: arena}, nil
+	}
 	snap := &Snapshot{
 		Messages:  map[string]map[string]*Message{},
 		Mailboxes: map[string]*MailboxState{},
@@ -105,40 +126,30 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 		Members:   map[string][]*Member{},
 	}
 	var members []Member
+	folders := map[string]string{}
 	for {
-		if len(d.b) == 0 {
+		typ, rec, err := next()
+		if err != nil {
 			return nil, errValue
 		}
-		typ := d.b[0]
-		d.b = d.b[1:]
 		if typ == 0 {
 			break
 		}
-		n := d.uvarint()
-		if d.err != nil || uint64(len(d.b)) < n {
-			return nil, errValue
-		}
-		rec := d.sub(n)
-		name := rec.str()
 		switch typ {
 		case 'M':
+			name := rec.str()
 			count := rec.uvarint()
-			if rec.err != nil || count > uint64(len(d.b)) {
+			if rec.err != nil || count > size {
 				return nil, errValue
 			}
 			ms := make(map[string]*Message, count)
 			snap.Messages[name] = ms
 			slab := make([]Message, count) // one allocation per mailbox
-			for i := uint64(0); i < count; i++ {
-				if len(d.b) == 0 || d.b[0] != 'm' {
+			for i := range slab {
+				typ, r, err := next()
+				if err != nil || typ != 'm' {
 					return nil, errValue
 				}
-				d.b = d.b[1:]
-				n := d.uvarint()
-				if d.err != nil || uint64(len(d.b)) < n {
-					return nil, errValue
-				}
-				r := d.sub(n)
 				m := &slab[i]
 				m.Mailbox = name
 				if m.decodeFrom(r) != nil || m.Name == "" {
@@ -147,18 +158,26 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 				ms[m.Base()] = m
 			}
 		case 'b':
+			rec.arena = nil
+			name := rec.str()
 			st := &MailboxState{}
 			if rec.err != nil || st.decode(rec.b) != nil {
 				return nil, errValue
 			}
 			snap.Mailboxes[name] = st
 		case 'f':
+			rec.arena = nil
+			name := rec.str()
 			st := &FolderState{}
 			if rec.err != nil || st.decode(rec.b) != nil {
 				return nil, errValue
 			}
 			snap.Folders[name] = st
 		case 'u':
+			// Strings viewed in the buffer, then replaced by the
+			// message's or copied.
+			rec.arena, rec.view = nil, true
+			folder := rec.str()
 			uid := rec.uvarint()
 			if len(members) == 0 {
 				members = make([]Member, 4096) // allocated in chunks
@@ -169,7 +188,6 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			if vk := rec.bytes(); len(vk) == len(m.VKey) {
 				copy(m.VKey[:], vk)
 			}
-			rec.arena, rec.src = nil, src // cut, then replaced by the message's
 			if rec.err != nil || m.decodeFrom(rec) != nil {
 				return nil, errValue
 			}
@@ -179,6 +197,11 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 				m.Mailbox, m.Base = arena.str([]byte(m.Mailbox)), arena.str([]byte(m.Base))
 			}
 			m.Name = arena.str([]byte(m.Name))
+			name, ok := folders[folder] // not the view: a map keeps the key it is given
+			if !ok {
+				name = string([]byte(folder))
+				folders[name] = name
+			}
 			snap.Members[name] = append(snap.Members[name], m)
 		default:
 			return nil, errValue

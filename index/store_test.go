@@ -206,6 +206,18 @@ func TestSnapshot(t *testing.T) {
 	if !reflect.DeepEqual(fast, want) {
 		t.Fatalf("snapshot %+v != store %+v", fast, want)
 	}
+	// A snapshot cut short anywhere is not used.
+	whole, err := os.ReadFile(s.SnapshotFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < len(whole); n++ {
+		os.WriteFile(s.SnapshotFile(), whole[:n], 0o600)
+		if snap, err := s.readSnapshot(); err == nil {
+			t.Fatalf("a snapshot cut at %d of %d bytes was read: %+v", n, len(whole), snap)
+		}
+	}
+	os.WriteFile(s.SnapshotFile(), whole, 0o600)
 	// Any commit makes the snapshot stale; LoadFast then reads the keys.
 	b = s.NewBatch()
 	b.DeleteMessage("INBOX", "1.a")
