@@ -124,6 +124,9 @@ func (e *Engine) folderLetters(f *folder, mailbox, name string) string {
 // letters, and those still pending. e.op must be held.
 func (e *Engine) shownName(f *folder, mem *index.Member, m *index.Message) string {
 	name := e.folderLetters(f, m.Mailbox, virtualName(mem, m))
+	if len(f.pendingKw) == 0 {
+		return name
+	}
 	if p := f.pendingKw[key{m.Mailbox, m.Base()}]; p != "" {
 		n, err := maildir.ParseName(name)
 		if err == nil {
