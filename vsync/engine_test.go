@@ -282,9 +282,7 @@ func TestDefinitionChangeAndNewMailbox(t *testing.T) {
 	}
 	// A new mailbox matching the pattern joins on the next sync.
 	dir := filepath.Join(f.root, ".Lists.new-list")
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(dir, s), 0o755)
-	}
+	initMaildir(t, dir)
 	os.WriteFile(filepath.Join(dir, "new", "1.x.host"), []byte("Subject: hi\n\nbody\n"), 0o644)
 	if err := e.Sync(context.Background()); err != nil {
 		t.Fatal(err)
@@ -340,9 +338,7 @@ func TestWarmSyncSkipsUnchanged(t *testing.T) {
 
 func TestFilesChanged(t *testing.T) {
 	f := newFixture(t, 0)
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(f.root, s), 0o755)
-	}
+	initMaildir(t, f.root)
 	writeMsg(t, filepath.Join(f.root, "cur", "1.a:2,"), "Subject: a\n\nx\n")
 	writeMsg(t, filepath.Join(f.root, "cur", "2.b:2,"), "Subject: b\n\nx\n")
 	e := f.open(DefaultFolders())
@@ -368,9 +364,7 @@ func TestFilesChanged(t *testing.T) {
 	}
 	// An unknown directory falls back to a full sync.
 	nb := filepath.Join(f.root, ".New")
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(nb, s), 0o755)
-	}
+	initMaildir(t, nb)
 	writeMsg(t, filepath.Join(nb, "new", "4.d"), "Subject: d\n\nx\n")
 	if err := e.FilesChanged(context.Background(), map[string][]string{nb: {"new/4.d"}}); err != nil {
 		t.Fatal(err)
@@ -382,9 +376,7 @@ func TestFilesChanged(t *testing.T) {
 
 func TestTimeMovesFolders(t *testing.T) {
 	f := newFixture(t, 0)
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(f.root, s), 0o755)
-	}
+	initMaildir(t, f.root)
 	p := filepath.Join(f.root, "cur", "1.a:2,S")
 	writeMsg(t, p, "Subject: a\n\nx\n")
 	age := f.clk.now().Add(-3500 * time.Second)
@@ -432,10 +424,8 @@ func TestDefinitionChangeSurvivesCloseWithoutSync(t *testing.T) {
 
 func TestMailboxVanishingDuringScan(t *testing.T) {
 	f := newFixture(t, 0)
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(f.root, s), 0o755)
-		os.MkdirAll(filepath.Join(f.root, ".Gone", s), 0o755)
-	}
+	initMaildir(t, f.root)
+	initMaildir(t, filepath.Join(f.root, ".Gone"))
 	writeMsg(t, filepath.Join(f.root, ".Gone", "cur", "1.a:2,"), "Subject: a\n\nx\n")
 	writeMsg(t, filepath.Join(f.root, "cur", "2.b:2,"), "Subject: b\n\nx\n")
 	e := f.open(DefaultFolders())

@@ -15,9 +15,7 @@ import (
 // reported again (after the watcher's barrier), still gone.
 func TestRenameInProgressIsNoDelete(t *testing.T) {
 	f := newFixture(t, 0)
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(f.root, s), 0o755)
-	}
+	initMaildir(t, f.root)
 	writeMsg(t, filepath.Join(f.root, "cur", "1.a:2,"), "Subject: a\n\nx\n")
 	writeMsg(t, filepath.Join(f.root, "cur", "2.b:2,"), "Subject: b\n\nx\n")
 	var mu sync.Mutex

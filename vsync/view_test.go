@@ -3,7 +3,6 @@ package vsync
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,9 +17,7 @@ import (
 // from the last published views.
 func TestReadsNeverWaitForBodies(t *testing.T) {
 	f := newFixture(t, 0)
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(f.root, s), 0o755)
-	}
+	initMaildir(t, f.root)
 	writeMsg(t, filepath.Join(f.root, "cur", "1.a:2,"), "Subject: a\n\nneedle\n")
 	e := f.open([]Folder{
 		{Name: "Body", Mailboxes: []string{"*"}, Query: `BODY "needle"`},

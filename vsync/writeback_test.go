@@ -29,6 +29,14 @@ func backendFiles(t *testing.T, root string) map[string]bool {
 	return out
 }
 
+// initMaildir makes dir a mailbox: cur/, new/ and tmp/.
+func initMaildir(t *testing.T, dir string) {
+	t.Helper()
+	if err := maildir.Init(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeMsg(t *testing.T, p, body string) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -40,9 +48,7 @@ func writeMsg(t *testing.T, p, body string) {
 
 func TestSetFlagsKeepsEverything(t *testing.T) {
 	f := newFixture(t, 0)
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(f.root, s), 0o755)
-	}
+	initMaildir(t, f.root)
 	writeMsg(t, filepath.Join(f.root, "cur", "1.a,U=7,S=20,W=21:2,Fab,extra=1"), "Subject: one\n\nbody\n")
 	writeMsg(t, filepath.Join(f.root, "new", "2.b,U=8"), "Subject: two\n\nbody\n")
 	e := f.open(DefaultFolders())
@@ -156,9 +162,7 @@ func TestDeleteAndDuplicates(t *testing.T) {
 
 func TestDeliver(t *testing.T) {
 	f := newFixture(t, 0)
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(f.root, s), 0o755)
-	}
+	initMaildir(t, f.root)
 	e := f.open(append(DefaultFolders(), Folder{Name: "Lists/Go", Mailboxes: []string{"Lists/*"}, Query: "FROM golang", Save: "Lists/golang"}))
 	if _, err := e.Deliver(context.Background(), "Unread", "", strings.NewReader("x"), "", false, time.Time{}); !errors.Is(err, ErrNoSave) {
 		t.Fatalf("deliver without save: %v", err)
@@ -264,9 +268,7 @@ func TestDeleteMovesToTrash(t *testing.T) {
 // comes back after the index is rebuilt from the backend.
 func TestDeliverExactlyOnce(t *testing.T) {
 	f := newFixture(t, 0)
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(f.root, s), 0o755)
-	}
+	initMaildir(t, f.root)
 	writeMsg(t, filepath.Join(f.root, ".Lists.golang", "cur", "1.old:2,S"), "From: golang@x\nSubject: old\n\nx\n")
 	os.MkdirAll(filepath.Join(f.root, ".Lists.golang", "new"), 0o755)
 	folders := []Folder{{Name: "Lists", Mailboxes: []string{"Lists/*"}, Query: "ALL", Save: "Lists/golang"}}
@@ -408,9 +410,7 @@ func TestDuplicateBaseNeverTouched(t *testing.T) {
 // client's retry: nothing is written twice.
 func TestRetriedDeliveryNotAMember(t *testing.T) {
 	f := newFixture(t, 0)
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(f.root, s), 0o755)
-	}
+	initMaildir(t, f.root)
 	folders := []Folder{{Name: "Go", Mailboxes: []string{"*"}, Query: "FROM golang", Save: "INBOX"}}
 	e := f.open(folders)
 	msg := "From: someone@else\nSubject: not from golang\n\nhello\n"
