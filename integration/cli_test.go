@@ -15,8 +15,7 @@ import (
 // a stopped one; `vmfs expunge` drops a lingering message at once.
 func TestLsAndExpunge(t *testing.T) {
 	root := genBackend(t, 100)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("[folder.Unread]\nmailboxes = [\"*\", \"-Trash\", \"-Junk\", \"-Spam\"]\nquery = \"UNSEEN\"\n"), 0o644)
+	cfg := configFile(t, "[folder.Unread]\nmailboxes = [\"*\", \"-Trash\", \"-Junk\", \"-Spam\"]\nquery = \"UNSEEN\"\n")
 	m := mount(t, root, "--config", cfg)
 	before := backend(t, root)
 	vmfs := func(args ...string) string {

@@ -55,8 +55,7 @@ func toggleFlagged(b backendMsg) (string, error) {
 
 func TestConcurrentWriter(t *testing.T) {
 	root := genBackend(t, 400)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("linger = \"200ms\"\n[folder.Unread]\nmailboxes = [\"*\", \"-Trash\", \"-Junk\", \"-Spam\"]\nquery = \"UNSEEN\"\n"), 0o644)
+	cfg := configFile(t, "linger = \"200ms\"\n[folder.Unread]\nmailboxes = [\"*\", \"-Trash\", \"-Junk\", \"-Spam\"]\nquery = \"UNSEEN\"\n")
 	m := mount(t, root, "--config", cfg)
 
 	var mu sync.Mutex // protects expected

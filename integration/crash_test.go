@@ -22,8 +22,7 @@ import (
 // truth computed from the backend.
 func TestKill9DuringRenames(t *testing.T) {
 	root := genBackend(t, 400)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("linger = \"1ms\"\n[folder.Unread]\nmailboxes = [\"*\", \"-Trash\", \"-Junk\", \"-Spam\"]\nquery = \"UNSEEN\"\n[folder.All]\nquery = \"ALL\"\n"), 0o644)
+	cfg := configFile(t, "linger = \"1ms\"\n[folder.Unread]\nmailboxes = [\"*\", \"-Trash\", \"-Junk\", \"-Spam\"]\nquery = \"UNSEEN\"\n[folder.All]\nquery = \"ALL\"\n")
 	m := mount(t, root, "--config", cfg)
 	before := backend(t, root)
 	// Names of every message in All, by content, before the crash.

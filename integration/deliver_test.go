@@ -38,8 +38,7 @@ func savedMessages(t *testing.T, root string) []backendMsg {
 func TestDeliveryExactlyOnce(t *testing.T) {
 	root := emptyBackend(t, ".Lists.saved", ".Lists.other")
 	quickDeliver(t, filepath.Join(root, ".Lists.other"), "Subject: there before\n\nx\n")
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(saveConfig), 0o644)
+	cfg := configFile(t, saveConfig)
 	m := mount(t, root, "--config", cfg)
 	existing := names(t, m.path("Lists", "new"))
 	if len(existing) != 1 {

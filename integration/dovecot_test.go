@@ -166,8 +166,7 @@ func TestDovecotServesTheMount(t *testing.T) {
 
 func testDovecot(t *testing.T, controlInside bool) {
 	root := genBackend(t, 120)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(`
+	cfg := configFile(t, `
 [folder.Unread]
 mailboxes = ["*", "-Trash", "-Junk", "-Spam"]
 query = "UNSEEN"
@@ -175,7 +174,7 @@ query = "UNSEEN"
 mailboxes = ["Lists/*"]
 query = "ALL"
 save = "Lists/appended"
-`), 0o644)
+`)
 	ownBy(t, root, dovecotUID)
 	m := mount(t, root, "--config", cfg, "-o", "allow_other")
 	truth := unreadTruth(t, root)

@@ -26,8 +26,7 @@ func oneMessage(t *testing.T) (string, *mounted, string) {
 	t.Helper()
 	root := emptyBackend(t)
 	quickDeliver(t, root, "Subject: one\n\nbody\n")
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	cfg := configFile(t, allFolderConfig)
 	m := mount(t, root, "--config", cfg)
 	news := names(t, m.path("All", "new"))
 	if len(news) != 1 {
@@ -161,8 +160,7 @@ func TestOpenFileAfterDelete(t *testing.T) {
 func TestDovecotSetThenClear(t *testing.T) {
 	root := emptyBackend(t)
 	quickDeliver(t, root, "Subject: one\n\nbody\n")
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	cfg := configFile(t, allFolderConfig)
 	ownBy(t, root, dovecotUID)
 	m := mount(t, root, "--config", cfg, "-o", "allow_other")
 	var base string
@@ -227,12 +225,11 @@ func TestKeywordsRoundTrip(t *testing.T) {
 	write(".A", "1.a.host:2,a", "A important")
 	write(".B", "2.b.host:2,b", "B important")
 	write(".B", "3.b.host:2,a", "B work")
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(allFolderConfig+`
+	cfg := configFile(t, allFolderConfig+`
 [folder.Important]
 mailboxes = ["*"]
 query = "KEYWORD Important"
-`), 0o644)
+`)
 	ownBy(t, root, dovecotUID)
 	m := mount(t, root, "--config", cfg, "-o", "allow_other")
 	if n := len(names(t, m.path("Important", "cur"))); n != 2 {
@@ -331,8 +328,7 @@ func TestDovecotOpenFileAfterExpunge(t *testing.T) {
 	big := "Subject: big\n\n" + strings.Repeat("line of text\n", 20000)
 	quickDeliver(t, root, big)
 	quickDeliver(t, root, "Subject: small\n\nx\n")
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	cfg := configFile(t, allFolderConfig)
 	ownBy(t, root, dovecotUID)
 	m := mount(t, root, "--config", cfg, "-o", "allow_other")
 	dir := t.TempDir()

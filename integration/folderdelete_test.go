@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,8 +54,7 @@ query = "ALL"
 // the folder stays; deleting messages still reaches the backend.
 func TestDeletingAFolderKeepsMail(t *testing.T) {
 	root := genBackend(t, 150)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(deleteConfig), 0o644)
+	cfg := configFile(t, deleteConfig)
 	ownBy(t, root, dovecotUID)
 	m := mount(t, root, "--config", cfg, "-o", "allow_other")
 	want := snapshotBackend(t, root)
@@ -167,8 +165,7 @@ func firstLine(s string) string {
 // mount, in folders and in parent-only directories.
 func TestRightsFileIsFixed(t *testing.T) {
 	root := genBackend(t, 10)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(deleteConfig), 0o644)
+	cfg := configFile(t, deleteConfig)
 	m := mount(t, root, "--config", cfg)
 	for _, dir := range []string{"All", "Lists", "Lists/Go", ""} {
 		p := m.path(dir, "dovecot-acl")

@@ -98,6 +98,17 @@ func (s *syncBuffer) Bytes() []byte {
 	return append([]byte(nil), s.b.Bytes()...)
 }
 
+// configFile writes a configuration file in a temp dir and returns its
+// path.
+func configFile(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // mount starts `vmfs mount` and waits until the folders are visible; the
 // mount is always taken down in cleanup, also when the test fails.
 func mount(t *testing.T, backend string, args ...string) *mounted {

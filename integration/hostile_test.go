@@ -45,8 +45,7 @@ func TestHostileBackend(t *testing.T) {
 	io.CopyN(big, zeros{}, 100<<20)
 	big.Close()
 
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("[folder.All]\nquery = \"ALL\"\n[folder.Go]\nquery = \"FROM golang\"\n"), 0o644)
+	cfg := configFile(t, "[folder.All]\nquery = \"ALL\"\n[folder.Go]\nquery = \"FROM golang\"\n")
 	m := mount(t, root, "--config", cfg)
 	all := append(names(t, m.path("All", "cur")), names(t, m.path("All", "new"))...)
 	if len(all) != 6 {
@@ -125,8 +124,7 @@ func TestFIFOsNeverBlock(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(root, "cur", "1.fifo.host:2,"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("[folder.All]\nquery = \"ALL\"\n[folder.Go]\nquery = \"FROM golang\"\n"), 0o644)
+	cfg := configFile(t, "[folder.All]\nquery = \"ALL\"\n[folder.Go]\nquery = \"FROM golang\"\n")
 	m := mount(t, root, "--config", cfg)
 	if got := names(t, m.path("Go", "new")); len(got) != 2 {
 		t.Fatalf("Go/new = %q", got)

@@ -60,14 +60,13 @@ func names(t *testing.T, dirs ...string) []string {
 
 func TestLiveRenameLingerAndNewMailbox(t *testing.T) {
 	root := emptyBackend(t, ".Lists.go")
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(`
+	cfg := configFile(t, `
 [folder.Unread]
 query = "UNSEEN"
 [folder.Lists]
 mailboxes = ["Lists/*"]
 query = "ALL"
-`), 0o644)
+`)
 	m := mount(t, root, "--config", cfg)
 	// A delivery into the backend appears within a second.
 	rel, _ := maildir.Deliver(root, strings.NewReader("Subject: one\n\nbody\n"), "", false)
@@ -212,8 +211,7 @@ func TestForcedOverflow(t *testing.T) {
 // listing has every message once with its final flags.
 func TestRenamesDuringListings(t *testing.T) {
 	root := genBackend(t, 200)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("[folder.All]\nquery = \"ALL\"\n"), 0o644)
+	cfg := configFile(t, "[folder.All]\nquery = \"ALL\"\n")
 	m := mount(t, root, "--config", cfg)
 	total := len(backend(t, root))
 	var stop atomic.Bool

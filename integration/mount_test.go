@@ -219,8 +219,7 @@ func TestFlagRenamesDeleteAndEXDEV(t *testing.T) {
 
 func TestDeliveryThroughTmp(t *testing.T) {
 	root := genBackend(t, 50)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(`
+	cfg := configFile(t, `
 [folder.Unread]
 mailboxes = ["*", "-Trash"]
 query = "UNSEEN"
@@ -229,7 +228,7 @@ query = "UNSEEN"
 mailboxes = ["Lists/*"]
 query = 'HEADER List-Id golang'
 save = "Lists/golang"
-`), 0o644)
+`)
 	m := mount(t, root, "--config", cfg)
 	if got := ls(t, m.path("Lists")); strings.Join(got, ",") != "Go,dovecot-acl" {
 		t.Fatalf("Lists = %q (a parent-only directory holds its folders and its rights file, no cur/)", got)

@@ -176,8 +176,7 @@ func TestMuttSetThenClear(t *testing.T) {
 			}
 			root := emptyBackend(t)
 			os.WriteFile(filepath.Join(root, "cur", "1700000000.M1P1.host:2,"), []byte("From: a@example.org\nSubject: the one\n\nbody\n"), 0o600)
-			cfg := filepath.Join(t.TempDir(), "config.toml")
-			os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+			cfg := configFile(t, allFolderConfig)
 			m := mount(t, root, "--config", cfg)
 			rc := filepath.Join(t.TempDir(), "muttrc")
 			os.WriteFile(rc, []byte(`set mbox_type=Maildir

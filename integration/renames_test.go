@@ -27,8 +27,7 @@ import (
 // the same time never gets ENOENT for a name it just listed.
 func TestListingsDuringBackendRenames(t *testing.T) {
 	root := genBackend(t, 300)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("[folder.All]\nmailboxes = [\"*\"]\nquery = \"ALL\"\n"), 0o644)
+	cfg := configFile(t, allFolderConfig)
 	m := mount(t, root, "--config", cfg)
 
 	all := backend(t, root)
@@ -253,8 +252,7 @@ func ownNames(t *testing.T, dir string, names []string, msgs []backendMsg) []str
 // expunged, and given a new UID when it came back).
 func TestDovecotThroughBackendRenames(t *testing.T) {
 	root := genBackend(t, 200)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	cfg := configFile(t, allFolderConfig)
 	ownBy(t, root, dovecotUID)
 	m := mount(t, root, "--config", cfg, "-o", "allow_other")
 	d := startDovecot(t, m.mnt, t.TempDir(), false)

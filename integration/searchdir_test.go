@@ -188,8 +188,7 @@ func TestDovecotCreateSearch(t *testing.T) {
 // without an index, it says so and reads the messages.
 func TestSearchFromIndex(t *testing.T) {
 	root, alice, _ := searchBackend(t)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("[folder.People]\nquery = \"FROM alice\"\n"), 0o644)
+	cfg := configFile(t, "[folder.People]\nquery = \"FROM alice\"\n")
 	m := mount(t, root, "--config", cfg)
 	search := func(state, q string) (string, string) {
 		t.Helper()
@@ -230,8 +229,7 @@ func TestSearchFromIndex(t *testing.T) {
 // search folder of a nested name, whose query is its last component.
 func TestMkdirNestedSearch(t *testing.T) {
 	root, _, bob := searchBackend(t)
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte("[folder.\"Lists/All\"]\nquery = \"ALL\"\n"), 0o644)
+	cfg := configFile(t, "[folder.\"Lists/All\"]\nquery = \"ALL\"\n")
 	m := mount(t, root, "--config", cfg)
 	dir := m.path("Lists", "FROM bob")
 	if err := os.Mkdir(dir, 0o700); err != nil {

@@ -44,8 +44,7 @@ func TestSoak(t *testing.T) {
 	if _, err := corpus.Generate(root, corpus.Options{Messages: n, Mailboxes: 40, Seed: 99, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(`linger = "2s"
+	cfg := configFile(t, `linger = "2s"
 [folder.Unread]
 mailboxes = ["*", "-Trash", "-Junk"]
 query = "UNSEEN"
@@ -54,7 +53,7 @@ query = "FLAGGED"
 [folder.Go]
 query = 'OR HEADER List-Id golang FROM "müller"'
 save = "Lists/saved"
-`), 0o644)
+`)
 	m := mount(t, root, "--config", cfg)
 	pid := m.cmd.Process.Pid
 	expected := map[string]bool{}

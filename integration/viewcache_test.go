@@ -124,8 +124,7 @@ func TestNamesSortChronologically(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	os.WriteFile(cfg, []byte(allFolderConfig), 0o644)
+	cfg := configFile(t, allFolderConfig)
 	m := mount(t, root, "--config", cfg)
 	var listed []string
 	eventually(t, 5*time.Second, func() string {
