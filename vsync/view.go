@@ -287,13 +287,9 @@ func (e *Engine) Folders() []string {
 // rename(2) is a no-op when both names are one inode, so an old name that
 // resolved would turn "clear a flag" into nothing. It takes no lock.
 func (e *Engine) Lookup(folderName, vname string, inNew bool) (Entry, error) {
-	v, err := e.view(folderName)
+	ve, err := e.find(folderName, vname)
 	if err != nil {
 		return Entry{}, err
-	}
-	ve := v.t.byBase(maildir.BaseOf(vname))
-	if ve == nil {
-		return Entry{}, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
 	}
 	if ve.name != vname || ve.new != inNew {
 		return Entry{}, fmt.Errorf("%s/%s: renamed since it was listed: %w", folderName, vname, ErrNotFound)
@@ -304,13 +300,23 @@ func (e *Engine) Lookup(folderName, vname string, inNew bool) (Entry, error) {
 // Get returns a folder's message by virtual base name, whatever its flags.
 // It takes no lock.
 func (e *Engine) Get(folderName, vbase string) (Entry, error) {
-	v, err := e.view(folderName)
+	ve, err := e.find(folderName, vbase)
 	if err != nil {
 		return Entry{}, err
 	}
-	ve := v.t.byBase(maildir.BaseOf(vbase))
-	if ve == nil {
-		return Entry{}, fmt.Errorf("%s/%s: %w", folderName, vbase, ErrNotFound)
-	}
 	return ve.entry(), nil
+}
+
+// find returns the published entry of a folder's message by its virtual
+// base name (name may carry an info part).
+func (e *Engine) find(folderName, name string) (*vent, error) {
+	v, err := e.view(folderName)
+	if err != nil {
+		return nil, err
+	}
+	ve := v.t.byBase(maildir.BaseOf(name))
+	if ve == nil {
+		return nil, fmt.Errorf("%s/%s: %w", folderName, name, ErrNotFound)
+	}
+	return ve, nil
 }
