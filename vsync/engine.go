@@ -1093,7 +1093,7 @@ func (e *Engine) confirmMissing(mb *mailbox, old map[string]*index.Message, miss
 	var gone []string
 	for _, base := range missing {
 		m := old[base]
-		if fi, err := os.Lstat(mb.Path + "/" + subdir(m.New) + "/" + m.Name); err == nil && fi.Mode().IsRegular() {
+		if fi, err := os.Lstat(e.pathOf(m)); err == nil && fi.Mode().IsRegular() {
 			found = append(found, maildir.Entry{New: m.New, Name: m.Name})
 		} else {
 			gone = append(gone, base)

@@ -1,9 +1,6 @@
 package vsync
 
-import (
-	"fmt"
-	"sort"
-)
+import "fmt"
 
 // List returns a folder's listing in UID order, with paths and sizes
 // (for tests: the view lists names only, see Names).
@@ -14,14 +11,10 @@ func (e *Engine) List(folderName string) ([]Entry, error) {
 	if f == nil {
 		return nil, fmt.Errorf("no folder %q", folderName)
 	}
-	out := make([]Entry, 0, len(f.members))
-	for k, mem := range f.members {
-		m := e.msgs[k.mailbox][k.base]
-		if m == nil {
-			continue
-		}
-		out = append(out, e.entry(f, mem, m))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].UID < out[j].UID })
+	out := make([]Entry, 0, f.t.uid.Len())
+	f.t.uid.Ascend(func(v *vent) bool {
+		out = append(out, v.entry())
+		return true
+	})
 	return out, nil
 }

@@ -114,11 +114,6 @@ func (e *Engine) pathOf(m *index.Message) string {
 	return mb.Path + "/cur/" + m.Name
 }
 
-// entry is the listing entry of a member. e.op must be held.
-func (e *Engine) entry(f *folder, mem *index.Member, m *index.Message) Entry {
-	return Entry{UID: mem.UID, Name: e.shownName(f, mem, m), New: m.New, Size: m.Size, MTime: time.Unix(0, m.MTime), Path: e.pathOf(m)}
-}
-
 // virtualName is a member's file name in its folder.
 func virtualName(mem *index.Member, m *index.Message) string {
 	name := mem.Name

@@ -111,7 +111,7 @@ func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash ui
 		for _, ff := range ffs {
 			if r, in := ff.sel[m.Mailbox]; in && ff.f.rules[r].Match(&qm, now) {
 				want = append(want, j)
-				paths = append(paths, j.mb.Path+"/"+subdir(m.New)+"/"+m.Name)
+				paths = append(paths, j.path())
 				break
 			}
 		}

@@ -129,7 +129,9 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 		return Entry{}, err
 	}
 	if mem := f.members[k]; mem != nil {
-		return e.entry(f, mem, m), nil
+		if ve := f.t.byUIDOf(mem.UID); ve != nil {
+			return ve.entry(), nil
+		}
 	}
 	return Entry{}, fmt.Errorf("%s/%s: left the folder: %w", folderName, newName, ErrNotFound)
 }
@@ -400,7 +402,7 @@ func (e *Engine) showWritten(folderName string, m *index.Message, vbase string, 
 	if err := e.commitLocked(b, nil, touched); err != nil {
 		return Entry{}, err
 	}
-	return e.entry(f, mem, m), nil
+	return f.t.byUIDOf(mem.UID).entry(), nil // shown just above
 }
 
 // sameContent reports whether the file at p holds exactly what r holds
