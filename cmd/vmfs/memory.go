@@ -49,9 +49,11 @@ func governMemory(ctx context.Context) {
 // unreachable is over, and arms the next one. Finalizers run one at a time
 // on the runtime's finalizer goroutine.
 func afterEachGC(ctx context.Context, f func()) {
+	// A sentinel is not a tiny pointer-free object: those share blocks,
+	// and their finalizers may never run.
 	var arm func()
 	arm = func() {
-		runtime.SetFinalizer(new([16]byte), func(*[16]byte) {
+		runtime.SetFinalizer(new(gcSentinel), func(*gcSentinel) {
 			if ctx.Err() != nil {
 				return
 			}
@@ -60,4 +62,9 @@ func afterEachGC(ctx context.Context, f func()) {
 		})
 	}
 	arm()
+}
+
+type gcSentinel struct {
+	_ *byte
+	_ [8]byte
 }
