@@ -124,6 +124,8 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 		Mailboxes: map[string]*MailboxState{},
 		Folders:   map[string]*FolderState{},
 		Members:   map[string][]*Member{},
+
+		MemberMessages: map[string][]*Message{},
 	}
 	var members []Member
 	folders := map[string]string{}
@@ -191,7 +193,8 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			if rec.err != nil || m.decodeFrom(rec) != nil {
 				return nil, errValue
 			}
-			if msg := snap.Messages[m.Mailbox][m.Base]; msg != nil {
+			msg := snap.Messages[m.Mailbox][m.Base]
+			if msg != nil {
 				m.Mailbox, m.Base = msg.Mailbox, msg.Base()
 			} else {
 				m.Mailbox, m.Base = arena.str([]byte(m.Mailbox)), arena.str([]byte(m.Base))
@@ -203,13 +206,15 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 				folders[name] = name
 			}
 			snap.Members[name] = append(snap.Members[name], m)
+			snap.MemberMessages[name] = append(snap.MemberMessages[name], msg)
 		default:
 			return nil, errValue
 		}
 	}
-	for _, ms := range snap.Members { // SaveSnapshot writes them in order
+	for name, ms := range snap.Members { // SaveSnapshot writes them in order
 		if !sort.SliceIsSorted(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID }) {
 			sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
+			delete(snap.MemberMessages, name) // no longer in Members' order
 		}
 	}
 	return snap, nil

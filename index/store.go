@@ -162,6 +162,11 @@ type Snapshot struct {
 	Mailboxes map[string]*MailboxState
 	Folders   map[string]*FolderState
 	Members   map[string][]*Member // folder → members in UID order
+	// MemberMessages, when a folder has an entry, holds each of its
+	// members' message (nil if the index has none), in Members' order:
+	// LoadFast finds them while it reads, and the engine's first listing
+	// of a folder needs no lookups.
+	MemberMessages map[string][]*Message
 }
 
 // Load reads the whole store. Any record that does not decode is

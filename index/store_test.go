@@ -203,6 +203,11 @@ func TestSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("current snapshot not used: %v", err)
 	}
+	if mm := fast.MemberMessages["Unread"]; len(mm) != 1 || mm[0] != fast.Messages["INBOX"]["1.a"] {
+		t.Fatalf("member's message not found while reading: %v", mm)
+	}
+	fast.MemberMessages = nil
+	want.MemberMessages = nil
 	if !reflect.DeepEqual(fast, want) {
 		t.Fatalf("snapshot %+v != store %+v", fast, want)
 	}

@@ -133,6 +133,11 @@ type folder struct {
 	// view.go), published with gen.
 	gen uint64
 	t   ventTrees
+	// loaded and loadedMsgs are the members as Open read them, in UID
+	// order, and their messages, until the first update shows them
+	// (showLoaded).
+	loaded     []*index.Member
+	loadedMsgs []*index.Message
 	// lastTick is when the folder's time-related query was last evaluated.
 	lastTick time.Time
 	// nextExpiry is the earliest linger deadline (Unix ns), 0 if none.
@@ -305,6 +310,9 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		}
 		if n := len(snap.Members[name]); n > len(f.members) {
 			f.members = make(map[key]*index.Member, n) // sized once, not by doubling
+		}
+		if msgs, ok := snap.MemberMessages[name]; ok {
+			f.loaded, f.loadedMsgs = snap.Members[name], msgs
 		}
 		for _, m := range snap.Members[name] {
 			f.members[key{m.Mailbox, m.Base}] = m

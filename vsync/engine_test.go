@@ -3,8 +3,10 @@ package vsync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -704,4 +706,102 @@ func TestRedefineFolder(t *testing.T) {
 		t.Fatal("a bad query was accepted")
 	}
 	e.Close()
+}
+
+// A restart after the backend changed while vmfs was stopped: the folders
+// are built from the saved members and messages, except the changed ones,
+// which must show as they are now (renamed, gone, new).
+func TestRestartAfterChangesWhileStopped(t *testing.T) {
+	f := newFixture(t, 400)
+	e := f.open(DefaultFolders())
+	unread := f.list("Unread")
+	e.Close()
+	if len(unread) < 40 {
+		t.Fatalf("only %d unread", len(unread))
+	}
+	rename := func(p, flags string) {
+		n, err := maildir.ParseName(filepath.Base(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Flags, n.HasInfo = maildir.NormFlags(flags), true
+		dir := filepath.Join(filepath.Dir(filepath.Dir(p)), "cur")
+		if err := os.Rename(p, filepath.Join(dir, n.String())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, x := range unread[:40] {
+		switch i % 4 {
+		case 0: // read elsewhere: leaves Unread
+			rename(x.Path, "S")
+		case 1: // flagged, still unread: renamed, stays
+			rename(x.Path, "F")
+		case 2: // deleted
+			if err := os.Remove(x.Path); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 5 {
+		p := filepath.Join(f.root, "new", fmt.Sprintf("%d.restart%d.host", time.Now().Unix(), i))
+		if err := os.WriteFile(p, []byte("Subject: new\n\nbody\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Mark a read message unread: it joins.
+	read := truth(t, f.root, func(mb, flags string) bool { return notTrash(mb) && strings.Contains(flags, "S") })
+	rename(read[0], "")
+
+	e = f.open(DefaultFolders())
+	check := func(when string, exact bool) {
+		t.Helper()
+		for _, tc := range []struct {
+			folder string
+			want   func(mb, flags string) bool
+		}{
+			{"Unread", func(mb, flags string) bool { return notTrash(mb) && !strings.Contains(flags, "S") }},
+			{"Flagged", func(mb, flags string) bool { return notTrash(mb) && strings.Contains(flags, "F") }},
+		} {
+			got := f.list(tc.folder)
+			g, w := paths(got), truth(t, f.root, tc.want)
+			if exact && !slices.Equal(g, w) {
+				t.Errorf("%s %s: %d entries, want %d", tc.folder, when, len(g), len(w))
+			}
+			for _, p := range w {
+				if _, ok := slices.BinarySearch(g, p); !ok {
+					t.Errorf("%s %s: %s not listed", tc.folder, when, p)
+				}
+			}
+			for _, x := range got {
+				if _, err := os.Stat(x.Path); err != nil {
+					t.Errorf("%s %s: listed %q: %v", tc.folder, when, x.Name, err)
+				}
+				ent, err := f.e.Lookup(tc.folder, x.Name, x.New)
+				if err != nil || ent.Path != x.Path || ent.UID != x.UID {
+					t.Errorf("%s %s: Lookup(%q) = %+v, %v; listed %+v", tc.folder, when, x.Name, ent, err, x)
+				}
+				n, _ := maildir.ParseName(x.Name)
+				b, _ := maildir.ParseName(filepath.Base(x.Path))
+				if n.Flags != b.Flags {
+					t.Errorf("%s %s: %q shows flags %q, the file has %q", tc.folder, when, x.Name, n.Flags, b.Flags)
+				}
+			}
+		}
+	}
+	check("after the restart", false) // those that stopped matching linger
+	f.clk.add(time.Hour)
+	if err := e.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	check("after their linger", true)
+	// Those that stayed keep their UIDs and names.
+	after := map[uint32]Entry{}
+	for _, x := range f.list("Unread") {
+		after[x.UID] = x
+	}
+	for _, x := range unread[40:] {
+		if a, ok := after[x.UID]; !ok || a.Name != x.Name || a.Path != x.Path {
+			t.Errorf("UID %d: %+v before, %+v after", x.UID, x, a)
+		}
+	}
 }

@@ -181,7 +181,7 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 		e.showPending = false
 		for _, fname := range e.order {
 			f := e.folders[fname]
-			e.showAll(f)
+			e.showLoaded(f, changed, all)
 			f.invalidate()
 			touched = append(touched, fname)
 		}

@@ -197,30 +197,63 @@ func (f *folder) hide(mem *index.Member) {
 	}
 }
 
-// showAll rebuilds a folder's trees from its members, inserting in
-// order (a B-tree filled in order touches only its rightmost path). e.op
-// must be held.
+// showAll rebuilds a folder's trees from its members. Both trees are
+// filled in order (a B-tree filled in order touches only its rightmost
+// path). e.op must be held.
 func (e *Engine) showAll(f *folder) {
-	f.t = newTrees()
 	vs := make([]*vent, 0, len(f.members))
 	for k, mem := range f.members {
 		if m := e.msgs[k.mailbox][k.base]; m != nil {
 			vs = append(vs, e.ventOf(f, mem, m))
 		}
 	}
-	slices.SortFunc(vs, func(a, b *vent) int { return strings.Compare(a.vbase(), b.vbase()) })
-	for i, v := range vs {
-		if i > 0 && vs[i-1].vbase() == v.vbase() {
-			continue // cannot happen (see show); one keeps the name
-		}
-		f.t.vb.ReplaceOrInsert(v)
-	}
-	vs = vs[:0]
-	f.t.vb.Ascend(func(v *vent) bool { vs = append(vs, v); return true })
 	slices.SortFunc(vs, func(a, b *vent) int { return cmp.Compare(a.uid, b.uid) })
-	for _, v := range vs {
-		f.t.uid.ReplaceOrInsert(v)
+	f.t = buildTrees(vs)
+}
+
+// showLoaded is showAll for the first update after Open: the members as
+// the snapshot held them, in UID order, with their messages, except those
+// of the messages this update changed (changed; all: every one). e.op must
+// be held.
+func (e *Engine) showLoaded(f *folder, changed map[key]bool, all bool) {
+	mems, msgs := f.loaded, f.loadedMsgs
+	f.loaded, f.loadedMsgs = nil, nil
+	if all || mems == nil || len(mems) != len(f.members) {
+		e.showAll(f)
+		return
 	}
+	vs := make([]*vent, 0, len(mems))
+	for i, mem := range mems {
+		m := msgs[i]
+		if k := (key{mem.Mailbox, mem.Base}); changed[k] {
+			m = e.msgs[k.mailbox][k.base]
+		}
+		if m != nil {
+			vs = append(vs, e.ventOf(f, mem, m))
+		}
+	}
+	f.t = buildTrees(vs)
+}
+
+// buildTrees makes the trees of entries in UID order.
+func buildTrees(vs []*vent) ventTrees {
+	t := newTrees()
+	for _, v := range vs {
+		t.uid.ReplaceOrInsert(v)
+	}
+	byName := slices.Clone(vs)
+	slices.SortFunc(byName, func(a, b *vent) int {
+		return cmp.Or(strings.Compare(a.vbase(), b.vbase()), cmp.Compare(a.uid, b.uid))
+	})
+	for i, v := range byName {
+		if i > 0 && byName[i-1].vbase() == v.vbase() {
+			// Cannot happen (see show); should it, the entry with the
+			// highest UID keeps the name and the others are not shown.
+			t.uid.Delete(byName[i-1])
+		}
+		t.vb.ReplaceOrInsert(v)
+	}
+	return t
 }
 
 // publishLocked publishes the folder list and a new View of each folder
