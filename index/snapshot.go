@@ -61,13 +61,35 @@ func (s *Store) generation() (uint64, error) {
 	return g, err
 }
 
-// LoadFast loads the store from its snapshot when that is current, else
-// key by key (Load).
-func (s *Store) LoadFast() (*Snapshot, error) {
-	if snap, err := s.readSnapshot(); err == nil {
-		return snap, nil
+// OpenLoaded opens the store in dir and loads it: from its snapshot when
+// that is current (read while Badger opens), else key by key (Load).
+func OpenLoaded(dir string) (*Store, *Snapshot, error) {
+	type read struct {
+		snap *Snapshot
+		gen  uint64
+		err  error
 	}
-	return s.Load()
+	ahead := make(chan read, 1)
+	go func() {
+		var r read
+		r.snap, r.gen, r.err = readSnapshotFile(dir + ".snapshot")
+		ahead <- r
+	}()
+	s, err := Open(dir)
+	r := <-ahead
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.err == nil && r.gen == s.gen {
+		return s, r.snap, nil
+	}
+	r.snap = nil
+	snap, err := s.Load()
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, snap, nil
 }
 
 func (s *Store) readSnapshot() (*Snapshot, error) {
@@ -75,25 +97,39 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(s.SnapshotFile())
+	snap, sg, err := readSnapshotFile(s.SnapshotFile())
 	if err != nil {
 		return nil, err
+	}
+	if sg != g {
+		return nil, errors.New("snapshot is stale")
+	}
+	return snap, nil
+}
+
+// readSnapshotFile reads a snapshot of this schema and returns it with
+// the store generation it was written at.
+func readSnapshotFile(path string) (*Snapshot, uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	size := uint64(fi.Size())
 	r := bufio.NewReaderSize(f, 1<<20)
 	hdr := make([]byte, len(snapshotMagic)+12)
 	if _, err := io.ReadFull(r, hdr); err != nil || string(hdr[:len(snapshotMagic)]) != snapshotMagic {
-		return nil, errValue
+		return nil, 0, errValue
 	}
 	p := hdr[len(snapshotMagic):]
-	if binary.BigEndian.Uint32(p) != SchemaVersion || binary.BigEndian.Uint64(p[4:]) != g {
-		return nil, errors.New("snapshot is stale")
+	if binary.BigEndian.Uint32(p) != SchemaVersion {
+		return nil, 0, errors.New("snapshot of another schema")
 	}
+	g := binary.BigEndian.Uint64(p[4:])
 	// The file is read one record at a time into one buffer, never whole
 	// (at a million messages it is 150 MB); the strings kept are copied
 	// into an arena (a message's name and the headers queries need): a
@@ -132,7 +168,7 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 	for {
 		typ, rec, err := next()
 		if err != nil {
-			return nil, errValue
+			return nil, 0, errValue
 		}
 		if typ == 0 {
 			break
@@ -142,7 +178,7 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			name := rec.str()
 			count := rec.uvarint()
 			if rec.err != nil || count > size {
-				return nil, errValue
+				return nil, 0, errValue
 			}
 			ms := make(map[string]*Message, count)
 			snap.Messages[name] = ms
@@ -150,12 +186,12 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			for i := range slab {
 				typ, r, err := next()
 				if err != nil || typ != 'm' {
-					return nil, errValue
+					return nil, 0, errValue
 				}
 				m := &slab[i]
 				m.Mailbox = name
 				if m.decodeFrom(r) != nil || m.Name == "" {
-					return nil, errValue
+					return nil, 0, errValue
 				}
 				ms[m.Base()] = m
 			}
@@ -164,7 +200,7 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			name := rec.str()
 			st := &MailboxState{}
 			if rec.err != nil || st.decode(rec.b) != nil {
-				return nil, errValue
+				return nil, 0, errValue
 			}
 			snap.Mailboxes[name] = st
 		case 'f':
@@ -172,7 +208,7 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			name := rec.str()
 			st := &FolderState{}
 			if rec.err != nil || st.decode(rec.b) != nil {
-				return nil, errValue
+				return nil, 0, errValue
 			}
 			snap.Folders[name] = st
 		case 'u':
@@ -191,7 +227,7 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 				copy(m.VKey[:], vk)
 			}
 			if rec.err != nil || m.decodeFrom(rec) != nil {
-				return nil, errValue
+				return nil, 0, errValue
 			}
 			msg := snap.Messages[m.Mailbox][m.Base]
 			if msg != nil {
@@ -208,7 +244,7 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			snap.Members[name] = append(snap.Members[name], m)
 			snap.MemberMessages[name] = append(snap.MemberMessages[name], msg)
 		default:
-			return nil, errValue
+			return nil, 0, errValue
 		}
 	}
 	for name, ms := range snap.Members { // SaveSnapshot writes them in order
@@ -217,7 +253,7 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 			delete(snap.MemberMessages, name) // no longer in Members' order
 		}
 	}
-	return snap, nil
+	return snap, g, nil
 }
 
 // SaveSnapshot writes snap as the store's snapshot at its current

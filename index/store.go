@@ -164,7 +164,7 @@ type Snapshot struct {
 	Members   map[string][]*Member // folder → members in UID order
 	// MemberMessages, when a folder has an entry, holds each of its
 	// members' message (nil if the index has none), in Members' order:
-	// LoadFast finds them while it reads, and the engine's first listing
+	// the snapshot's reader finds them, and the engine's first listing
 	// of a folder needs no lookups.
 	MemberMessages map[string][]*Message
 }

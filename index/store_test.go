@@ -223,21 +223,33 @@ func TestSnapshot(t *testing.T) {
 		}
 	}
 	os.WriteFile(s.SnapshotFile(), whole, 0o600)
-	// Any commit makes the snapshot stale; LoadFast then reads the keys.
+	// Any commit makes the snapshot stale; OpenLoaded then reads the keys.
 	b = s.NewBatch()
 	b.DeleteMessage("INBOX", "1.a")
 	b.Commit()
 	if _, err := s.readSnapshot(); err == nil {
 		t.Fatal("a stale snapshot was accepted")
 	}
-	snap, err := s.LoadFast()
-	if err != nil || len(snap.Messages["INBOX"]) != 0 {
-		t.Fatalf("LoadFast after a commit: %+v %v", snap.Messages, err)
+	s.Close()
+	s, snap, err := OpenLoaded(dir)
+	if err != nil || len(snap.Messages["INBOX"]) != 0 || len(snap.Members["Unread"]) != 1 {
+		t.Fatalf("OpenLoaded after a commit: %+v %v", snap, err)
 	}
+	s.Close()
 	// A garbage snapshot is ignored.
 	os.WriteFile(s.SnapshotFile(), []byte("vmfs-snapshot garbage"), 0o600)
-	if _, err := s.LoadFast(); err != nil {
-		t.Fatal(err)
+	s, snap, err = OpenLoaded(dir)
+	if err != nil || len(snap.Members["Unread"]) != 1 {
+		t.Fatalf("OpenLoaded with a garbage snapshot: %+v %v", snap, err)
+	}
+	s.Close()
+	// A current one is used.
+	s, _ = Open(dir)
+	s.SaveSnapshot(snap)
+	s.Close()
+	s, snap, err = OpenLoaded(dir)
+	if err != nil || snap.MemberMessages == nil {
+		t.Fatalf("OpenLoaded did not use a current snapshot: %+v %v", snap, err)
 	}
 	s.Close()
 }

@@ -239,26 +239,12 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	e.arrange()
 
 	t0 := time.Now()
-	st, err := index.Open(stateDir)
-	tOpen := time.Since(t0)
+	st, snap, err := index.OpenLoaded(stateDir)
 	if errors.Is(err, index.ErrDamaged) && cfg.Inspect {
 		return nil, fmt.Errorf("%w (a mount rebuilds it)", err)
 	}
 	if errors.Is(err, index.ErrDamaged) {
 		slog.Error("index damaged; rebuilding from the backend", "err", err)
-		st, err = index.Rebuild(stateDir)
-	}
-	if err != nil {
-		return nil, err
-	}
-	snap, err := st.LoadFast()
-	if err != nil && cfg.Inspect {
-		st.Close()
-		return nil, fmt.Errorf("index damaged (a mount rebuilds it): %w", err)
-	}
-	if err != nil {
-		slog.Error("index damaged; rebuilding from the backend", "err", err)
-		st.Close()
 		if st, err = index.Rebuild(stateDir); err != nil {
 			return nil, err
 		}
@@ -266,6 +252,9 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 			st.Close()
 			return nil, err
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	e.store = st
 	tLoad := time.Since(t0)
@@ -340,7 +329,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	}
 	e.showPending = true
 	e.publishLocked() // folders listed empty until the first sync
-	slog.Debug("index loaded", "open", tOpen, "load", tLoad-tOpen, "engine", time.Since(t0)-tLoad)
+	slog.Debug("index loaded", "load", tLoad, "engine", time.Since(t0)-tLoad)
 	return e, nil
 }
 
