@@ -179,9 +179,9 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 	var touched []string
 	if e.showPending { // the first update after Open: every entry is built
 		e.showPending = false
+		e.showAllLoaded(changed, all)
 		for _, fname := range e.order {
 			f := e.folders[fname]
-			e.showLoaded(f, changed, all)
 			f.invalidate()
 			touched = append(touched, fname)
 		}

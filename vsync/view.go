@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/btree"
@@ -235,25 +237,64 @@ func (e *Engine) showLoaded(f *folder, changed map[key]bool, all bool) {
 	f.t = buildTrees(vs)
 }
 
-// buildTrees makes the trees of entries in UID order.
+// buildTrees makes the trees of entries in UID order, one tree in
+// another goroutine.
 func buildTrees(vs []*vent) ventTrees {
 	t := newTrees()
-	for _, v := range vs {
-		t.uid.ReplaceOrInsert(v)
-	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for _, v := range vs {
+			t.uid.ReplaceOrInsert(v)
+		}
+	})
 	byName := slices.Clone(vs)
 	slices.SortFunc(byName, func(a, b *vent) int {
 		return cmp.Or(strings.Compare(a.vbase(), b.vbase()), cmp.Compare(a.uid, b.uid))
 	})
+	var hidden []*vent
 	for i, v := range byName {
 		if i > 0 && byName[i-1].vbase() == v.vbase() {
 			// Cannot happen (see show); should it, the entry with the
 			// highest UID keeps the name and the others are not shown.
-			t.uid.Delete(byName[i-1])
+			hidden = append(hidden, byName[i-1])
 		}
 		t.vb.ReplaceOrInsert(v)
 	}
+	wg.Wait()
+	for _, v := range hidden {
+		t.uid.Delete(v)
+	}
 	return t
+}
+
+// showAllLoaded is showLoaded for every folder, folders in parallel (up
+// to GOMAXPROCS at a time, biggest first): ventOf only reads the engine's
+// state once every mailbox's mbRef and every folder's keyword map exist.
+// e.op must be held.
+func (e *Engine) showAllLoaded(changed map[key]bool, all bool) {
+	for name := range e.msgs {
+		e.refOf(name)
+	}
+	fs := make([]*folder, 0, len(e.folders))
+	for _, f := range e.folders {
+		e.kwOf(f)
+		fs = append(fs, f)
+	}
+	slices.SortFunc(fs, func(a, b *folder) int { return cmp.Compare(len(b.members), len(a.members)) })
+	work := make(chan *folder)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(fs)) {
+		wg.Go(func() {
+			for f := range work {
+				e.showLoaded(f, changed, all)
+			}
+		})
+	}
+	for _, f := range fs {
+		work <- f
+	}
+	close(work)
+	wg.Wait()
 }
 
 // publishLocked publishes the folder list and a new View of each folder
