@@ -3,8 +3,8 @@ package vsync
 import (
 	"cmp"
 	"fmt"
-	"slices"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
