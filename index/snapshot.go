@@ -156,7 +156,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 		return typ, &dec{b: buf, arena: arena}, nil
 	}
 	snap := &Snapshot{
-		Messages:  map[string]map[string]*Message{},
+		Messages:  map[string]*MessageSet{},
 		Mailboxes: map[string]*MailboxState{},
 		Folders:   map[string]*FolderState{},
 		Members:   map[string][]*Member{},
@@ -180,7 +180,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			if rec.err != nil || count > size {
 				return nil, 0, errValue
 			}
-			ms := make(map[string]*Message, count)
+			ms := NewMessageSet(int(count))
 			snap.Messages[name] = ms
 			slab := make([]Message, count) // one allocation per mailbox
 			for i := range slab {
@@ -193,7 +193,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 				if m.decodeFrom(r) != nil || m.Name == "" {
 					return nil, 0, errValue
 				}
-				ms[m.Base()] = m
+				ms.Put(m)
 			}
 		case 'b':
 			rec.arena = nil
@@ -229,7 +229,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			if rec.err != nil || m.decodeFrom(rec) != nil {
 				return nil, 0, errValue
 			}
-			msg := snap.Messages[m.Mailbox][m.Base]
+			msg := snap.Messages[m.Mailbox].Get(m.Base)
 			if msg != nil {
 				m.Mailbox, m.Base = msg.Mailbox, msg.Base()
 			} else {
@@ -285,8 +285,8 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 		w.Write(payload)
 	}
 	for mb, ms := range snap.Messages {
-		rec('M', enc(nil).str(mb).uvarint(uint64(len(ms))))
-		for _, m := range ms {
+		rec('M', enc(nil).str(mb).uvarint(uint64(ms.Len())))
+		for m := range ms.All() {
 			rec('m', m.encode())
 		}
 	}

@@ -158,7 +158,7 @@ func (s *Store) setVersion() error {
 
 // Snapshot is everything the store holds, loaded at start.
 type Snapshot struct {
-	Messages  map[string]map[string]*Message // mailbox → base → message
+	Messages  map[string]*MessageSet // mailbox → its messages by base name
 	Mailboxes map[string]*MailboxState
 	Folders   map[string]*FolderState
 	Members   map[string][]*Member // folder → members in UID order
@@ -173,7 +173,7 @@ type Snapshot struct {
 // ErrDamaged.
 func (s *Store) Load() (*Snapshot, error) {
 	snap := &Snapshot{
-		Messages:  map[string]map[string]*Message{},
+		Messages:  map[string]*MessageSet{},
 		Mailboxes: map[string]*MailboxState{},
 		Folders:   map[string]*FolderState{},
 		Members:   map[string][]*Member{},
@@ -219,9 +219,9 @@ func (snap *Snapshot) add(k, v []byte) error {
 			return fmt.Errorf("%w: message %s/%s named %q", errValue, mb, base, m.Name)
 		}
 		if snap.Messages[mb] == nil {
-			snap.Messages[mb] = map[string]*Message{}
+			snap.Messages[mb] = &MessageSet{}
 		}
-		snap.Messages[mb][base] = m
+		snap.Messages[mb].Put(m)
 	case pfxMailbox:
 		st := &MailboxState{}
 		if err := st.decode(v); err != nil {

@@ -40,7 +40,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := snap.Messages["Lists/Go"]["1.a,U=5"]; !reflect.DeepEqual(got, msg) {
+	if got := snap.Messages["Lists/Go"].Get("1.a,U=5"); !reflect.DeepEqual(got, msg) {
 		t.Errorf("message = %+v", got)
 	}
 	if got := snap.Members["Unread"]; len(got) != 2 || got[0].UID != 1 || got[1].UID != 2 || got[0].Linger != 77 || !got[0].Written {
@@ -90,8 +90,8 @@ func TestBigBatchSplits(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap, err := s.Load()
-	if err != nil || len(snap.Messages["INBOX"]) != 200000 {
-		t.Fatalf("loaded %d, %v", len(snap.Messages["INBOX"]), err)
+	if err != nil || snap.Messages["INBOX"].Len() != 200000 {
+		t.Fatalf("loaded %d, %v", snap.Messages["INBOX"].Len(), err)
 	}
 	if s.Incomplete() {
 		t.Error("a completed split commit left its marker")
@@ -203,7 +203,7 @@ func TestSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("current snapshot not used: %v", err)
 	}
-	if mm := fast.MemberMessages["Unread"]; len(mm) != 1 || mm[0] != fast.Messages["INBOX"]["1.a"] {
+	if mm := fast.MemberMessages["Unread"]; len(mm) != 1 || mm[0] != fast.Messages["INBOX"].Get("1.a") {
 		t.Fatalf("member's message not found while reading: %v", mm)
 	}
 	fast.MemberMessages = nil
@@ -232,7 +232,7 @@ func TestSnapshot(t *testing.T) {
 	}
 	s.Close()
 	s, snap, err := OpenLoaded(dir)
-	if err != nil || len(snap.Messages["INBOX"]) != 0 || len(snap.Members["Unread"]) != 1 {
+	if err != nil || snap.Messages["INBOX"].Len() != 0 || len(snap.Members["Unread"]) != 1 {
 		t.Fatalf("OpenLoaded after a commit: %+v %v", snap, err)
 	}
 	s.Close()
@@ -270,7 +270,7 @@ func TestSnapshotStringsShared(t *testing.T) {
 	plain := &Message{Mailbox: "INBOX", Name: "2.b.host", Size: 1} // no info part
 	vk := [26]byte([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 	want := &Snapshot{
-		Messages:  map[string]map[string]*Message{"INBOX": {m.Base(): m, plain.Base(): plain}},
+		Messages:  map[string]*MessageSet{"INBOX": setOf(m, plain)},
 		Mailboxes: map[string]*MailboxState{"INBOX": {CurMTime: 1}},
 		Folders:   map[string]*FolderState{"Unread": {DefHash: 1, UIDValidity: 2, NextUID: 3}},
 		Members: map[string][]*Member{"Unread": {{UID: 1, Mailbox: "INBOX", Base: "1.a.host", VKey: vk},
@@ -283,11 +283,11 @@ func TestSnapshotStringsShared(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gm := got.Messages["INBOX"]["1.a.host"]
+	gm := got.Messages["INBOX"].Get("1.a.host")
 	if gm == nil || gm.Name != m.Name || gm.Meta == nil || gm.Meta.Headers["from"][0] != "Alice" {
 		t.Fatalf("message = %+v", gm)
 	}
-	if g := got.Messages["INBOX"]["2.b.host"]; g == nil || g.Base() != "2.b.host" || g.Name != "2.b.host" {
+	if g := got.Messages["INBOX"].Get("2.b.host"); g == nil || g.Base() != "2.b.host" || g.Name != "2.b.host" {
 		t.Errorf("message without info = %+v", g)
 	}
 	mems := got.Members["Unread"]
@@ -308,4 +308,12 @@ func TestRecordSizes(t *testing.T) {
 	if n := unsafe.Sizeof(Member{}); n > 96 {
 		t.Errorf("Member is %d bytes, want ≤ 96", n)
 	}
+}
+
+func setOf(ms ...*Message) *MessageSet {
+	s := &MessageSet{}
+	for _, m := range ms {
+		s.Put(m)
+	}
+	return s
 }

@@ -189,7 +189,7 @@ type Engine struct {
 	order     []string // folder names, sorted
 	evalOrder []string // folder names in the order updates evaluate them (see Open)
 	mailboxes map[string]*mailbox
-	msgs      map[string]map[string]*index.Message
+	msgs      map[string]*index.MessageSet // mailbox → its messages
 	mstate    map[string]*index.MailboxState
 	needs     query.Needs
 	needsHash uint32
@@ -268,10 +268,10 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	}
 	total := 0
 	for _, ms := range e.msgs {
-		total += len(ms)
+		total += ms.Len()
 	}
 	for _, ms := range e.msgs {
-		for _, m := range ms {
+		for m := range ms.All() {
 			if unstatted(m) {
 				e.fillPending = true
 				break
@@ -725,7 +725,7 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 		for base, s := range present {
 			k := key{mb.Name, base}
 			delete(e.suspects, k)
-			m := msgs[base]
+			m := msgs.Get(base)
 			switch {
 			case m == nil || m.NeedsHash != e.needsHash:
 				jobs = append(jobs, &extractJob{mb: mb, ent: maildir.Entry{New: s.isNew, Name: s.name}, base: base})
@@ -741,7 +741,7 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			if _, ok := present[base]; ok {
 				continue // renamed: handled above
 			}
-			m := msgs[base]
+			m := msgs.Get(base)
 			if m == nil || m.Name != s.name || m.New != s.isNew {
 				continue // not the name the message has
 			}
@@ -828,7 +828,7 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 		}
 		for mb, n := range per {
 			if e.msgs[mb] == nil {
-				e.msgs[mb] = make(map[string]*index.Message, n)
+				e.msgs[mb] = index.NewMessageSet(n)
 			}
 		}
 	}
@@ -837,9 +837,9 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 			continue
 		}
 		if e.msgs[j.mb.Name] == nil {
-			e.msgs[j.mb.Name] = map[string]*index.Message{}
+			e.msgs[j.mb.Name] = &index.MessageSet{}
 		}
-		e.msgs[j.mb.Name][j.base] = j.out
+		e.msgs[j.mb.Name].Put(j.out)
 		batch.PutMessage(j.out)
 		changed[key{j.mb.Name, j.base}] = true
 	}
@@ -958,8 +958,8 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			if prev := mbs[i].keywords; prev != nil && !maps.Equal(prev, sc.keywords) {
 				// The letters mean other keywords now: every message
 				// of the mailbox is looked at again.
-				for base := range e.msgs[sc.name] {
-					changed[key{sc.name, base}] = true
+				for m := range e.msgs[sc.name].All() {
+					changed[key{sc.name, m.Base()}] = true
 				}
 			}
 			mbs[i].keywords = sc.keywords
@@ -969,7 +969,11 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 		}
 		old := e.msgs[sc.name]
 		if sc.gone {
-			for base := range old {
+			var bases []string
+			for m := range old.All() {
+				bases = append(bases, m.Base())
+			}
+			for _, base := range bases {
 				deleted[key{sc.name, base}] = true
 				e.forget(batch, key{sc.name, base})
 			}
@@ -986,9 +990,9 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			last[maildir.BaseOf(ent.Name)] = j
 		}
 		var missing []string
-		for base := range old {
-			if _, ok := last[base]; !ok {
-				missing = append(missing, base)
+		for m := range old.All() {
+			if _, ok := last[m.Base()]; !ok {
+				missing = append(missing, m.Base())
 			}
 		}
 		if len(missing) > 0 {
@@ -1003,7 +1007,7 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			if last[base] != j {
 				continue
 			}
-			m := old[base]
+			m := old.Get(base)
 			switch {
 			case m == nil || m.NeedsHash != needsHash:
 				jobs = append(jobs, &extractJob{mb: mbs[i], ent: ent, base: base})
@@ -1013,12 +1017,16 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 				changed[key{sc.name, base}] = true
 			}
 		}
-		for base := range old {
-			if _, ok := last[base]; !ok {
-				deleted[key{sc.name, base}] = true
-				slog.Debug("message gone", "mailbox", sc.name, "base", base)
-				e.forget(batch, key{sc.name, base})
+		var gone []string // not forgotten while old yields
+		for m := range old.All() {
+			if _, ok := last[m.Base()]; !ok {
+				gone = append(gone, m.Base())
 			}
+		}
+		for _, base := range gone {
+			deleted[key{sc.name, base}] = true
+			slog.Debug("message gone", "mailbox", sc.name, "base", base)
+			e.forget(batch, key{sc.name, base})
 		}
 	}
 
@@ -1085,11 +1093,11 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 // both names. A message whose recorded file is still there is listed
 // under it; for the others the mailbox is listed once more. It returns
 // the entries found.
-func (e *Engine) confirmMissing(mb *mailbox, old map[string]*index.Message, missing []string) []maildir.Entry {
+func (e *Engine) confirmMissing(mb *mailbox, old *index.MessageSet, missing []string) []maildir.Entry {
 	var found []maildir.Entry
 	var gone []string
 	for _, base := range missing {
-		m := old[base]
+		m := old.Get(base)
 		if fi, err := os.Lstat(e.pathOf(m)); err == nil && fi.Mode().IsRegular() {
 			found = append(found, maildir.Entry{New: m.New, Name: m.Name})
 		} else {

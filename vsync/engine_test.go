@@ -497,7 +497,7 @@ func TestDeferredStat(t *testing.T) {
 		defer e.op.Unlock()
 		n := 0
 		for _, ms := range e.msgs {
-			for _, m := range ms {
+			for m := range ms.All() {
 				if unstatted(m) {
 					n++
 				}
@@ -555,7 +555,7 @@ func TestDeferredStat(t *testing.T) {
 	var seen []string
 	e.lockOpAny()
 	for _, ms := range e.msgs {
-		for _, m := range ms {
+		for m := range ms.All() {
 			if p := e.pathOf(m); unstatted(m) && !m.New && isBig[p] && len(seen) < 2 {
 				seen = append(seen, p)
 			}
@@ -803,5 +803,38 @@ func TestRestartAfterChangesWhileStopped(t *testing.T) {
 		if a, ok := after[x.UID]; !ok || a.Name != x.Name || a.Path != x.Path {
 			t.Errorf("UID %d: %+v before, %+v after", x.UID, x, a)
 		}
+	}
+}
+
+// The first tick after a restart evaluates every message of a time-based
+// folder; when nothing crossed its interval, its listing is not changed:
+// a new generation makes every client list it again, and its header was
+// written to the index, which set off a compaction at every start.
+func TestFirstTickAfterRestartChangesNothing(t *testing.T) {
+	f := newFixture(t, 2500)
+	e := f.open(DefaultFolders())
+	if err := e.Fill(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	before := f.list("Recent")
+	e.Close()
+	e = f.open(DefaultFolders())
+	gens := map[string]uint64{}
+	for _, name := range e.Folders() {
+		gens[name] = e.Gen(name)
+	}
+	if err := e.Tick(); err != nil {
+		t.Fatal(err)
+	}
+	for name, gen := range gens {
+		if e.Gen(name) != gen {
+			t.Errorf("the first tick changed %s's generation", name)
+		}
+	}
+	if after := f.list("Recent"); len(after) != len(before) || len(before) == 0 {
+		t.Errorf("Recent: %d entries before the restart, %d after", len(before), len(after))
 	}
 }

@@ -189,7 +189,7 @@ func (e *Engine) KeywordsChanged(ctx context.Context, folderName string) error {
 	b := e.store.NewBatch()
 	changed := map[key]bool{}
 	for k, letters := range f.pendingKw {
-		m, mb := e.msgs[k.mailbox][k.base], e.mailboxes[k.mailbox]
+		m, mb := e.msgs[k.mailbox].Get(k.base), e.mailboxes[k.mailbox]
 		if m == nil || mb == nil {
 			delete(f.pendingKw, k)
 			continue

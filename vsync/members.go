@@ -194,12 +194,12 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 		var cand []key
 		if full {
 			for mb := range sel {
-				for base := range e.msgs[mb] {
-					cand = append(cand, key{mb, base})
+				for m := range e.msgs[mb].All() {
+					cand = append(cand, key{mb, m.Base()})
 				}
 			}
 			for k := range f.members {
-				if _, in := sel[k.mailbox]; !in || e.msgs[k.mailbox][k.base] == nil {
+				if _, in := sel[k.mailbox]; !in || e.msgs[k.mailbox].Get(k.base) == nil {
 					cand = append(cand, k)
 				}
 			}
@@ -243,7 +243,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 	var keys []key
 	touched := false
 	for _, k := range cand {
-		m := e.msgs[k.mailbox][k.base]
+		m := e.msgs[k.mailbox].Get(k.base)
 		if _, in := sel[k.mailbox]; m == nil || !in {
 			if mem := f.members[k]; mem != nil { // gone from the backend: leave at once
 				f.drop(k, mem)
@@ -331,11 +331,13 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 		touched = true
 	}
 	// What the members evaluated look like now (new ones, new names):
-	// one by one, or, when they are many (a cold index, a rebuild), the
-	// folder's entries built anew in order, which is cheaper.
-	if len(keys) > 1000 && f.t.uid.Len() < len(keys)/2 {
+	// one by one, or, when most are new (a cold index, a rebuild), the
+	// folder's entries built anew in order, which is cheaper. Not by how
+	// many were evaluated: the first tick after a start evaluates every
+	// message of a time-based folder, and rebuilding its entries then
+	// counted as a change of its listing.
+	if len(added) > 1000 && f.t.uid.Len() < len(added) {
 		e.showAll(f)
-		touched = true
 	} else {
 		for i, k := range keys {
 			if mem := f.members[k]; mem != nil && e.show(f, mem, msgs[i]) {
@@ -433,7 +435,8 @@ func (e *Engine) Tick() error {
 			lo, hi := since.UnixNano()-int64(time.Second), now.UnixNano()+int64(time.Second)
 			var cand []key
 			for mb := range sel {
-				for base, m := range e.msgs[mb] {
+				for m := range e.msgs[mb].All() {
+					base := m.Base()
 					if since.IsZero() {
 						cand = append(cand, key{mb, base})
 						continue
@@ -499,7 +502,7 @@ func (e *Engine) Stats() []FolderStats {
 		f := e.folders[name]
 		st := FolderStats{Name: name, UIDValidity: f.state.UIDValidity}
 		for k, mem := range f.members {
-			if e.msgs[k.mailbox][k.base] == nil {
+			if e.msgs[k.mailbox].Get(k.base) == nil {
 				continue
 			}
 			st.Messages++

@@ -58,7 +58,7 @@ func (e *Engine) Search(q *query.Query, now time.Time) ([]SearchHit, error) {
 		if e.mailboxes[name] == nil {
 			continue // gone from the backend
 		}
-		for _, m := range ms {
+		for m := range ms.All() {
 			qm := e.msgOf(m)
 			p := e.pathOf(m)
 			if n.Stat && unstatted(m) {

@@ -100,7 +100,7 @@ func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash ui
 	var qm query.Msg
 	for _, j := range jobs {
 		m := &index.Message{Mailbox: j.mb.Name, Name: j.ent.Name, New: j.ent.New, Size: -1, NeedsHash: needsHash}
-		if old := e.msgs[j.mb.Name][j.base]; old != nil && !unstatted(old) {
+		if old := e.msgs[j.mb.Name].Get(j.base); old != nil && !unstatted(old) {
 			m.Size, m.MTime = old.Size, old.MTime
 		}
 		j.out = m
@@ -219,7 +219,7 @@ func (e *Engine) fillTodo() ([]*index.Message, error) {
 	}
 	var todo []*index.Message
 	for mb := range need {
-		for _, m := range e.msgs[mb] {
+		for m := range e.msgs[mb].All() {
 			if unstatted(m) {
 				todo = append(todo, m)
 			}
@@ -249,7 +249,7 @@ func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, er
 	for i, m := range chunk {
 		// Still the same record, at the same place: e.op kept syncs out,
 		// but check rather than trust.
-		if !ok[i] || e.msgs[m.Mailbox][m.Base()] != m || !unstatted(m) || e.pathOf(m) != paths[i] {
+		if !ok[i] || e.msgs[m.Mailbox].Get(m.Base()) != m || !unstatted(m) || e.pathOf(m) != paths[i] {
 			continue
 		}
 		m.Size, m.MTime = size[i], mtime[i]

@@ -205,7 +205,7 @@ func (f *folder) hide(mem *index.Member) {
 func (e *Engine) showAll(f *folder) {
 	vs := make([]*vent, 0, len(f.members))
 	for k, mem := range f.members {
-		if m := e.msgs[k.mailbox][k.base]; m != nil {
+		if m := e.msgs[k.mailbox].Get(k.base); m != nil {
 			vs = append(vs, e.ventOf(f, mem, m))
 		}
 	}
@@ -228,7 +228,7 @@ func (e *Engine) showLoaded(f *folder, changed map[key]bool, all bool) {
 	for i, mem := range mems {
 		m := msgs[i]
 		if k := (key{mem.Mailbox, mem.Base}); changed[k] {
-			m = e.msgs[k.mailbox][k.base]
+			m = e.msgs[k.mailbox].Get(k.base)
 		}
 		if m != nil {
 			vs = append(vs, e.ventOf(f, mem, m))

@@ -45,7 +45,7 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 	if f.members[k] == nil {
 		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
 	}
-	m := e.msgs[k.mailbox][k.base]
+	m := e.msgs[k.mailbox].Get(k.base)
 	if m == nil {
 		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
 	}
@@ -216,7 +216,9 @@ func (e *Engine) dirOf(name string) string {
 
 // forget removes a message from memory and the index. e.op must be held.
 func (e *Engine) forget(b *index.Batch, k key) {
-	delete(e.msgs[k.mailbox], k.base)
+	if ms := e.msgs[k.mailbox]; ms != nil {
+		ms.Delete(k.base)
+	}
 	delete(e.suspects, k)
 	b.DeleteMessage(k.mailbox, k.base)
 }
@@ -301,7 +303,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	if prior == nil && marked != "" {
 		// Delivered before, but not (or no longer) a member: the backend
 		// base name follows from the client's name and the size.
-		prior = e.msgs[save][deliveredBase(marked, r)]
+		prior = e.msgs[save].Get(deliveredBase(marked, r))
 	}
 	var priorPath string
 	if prior != nil {
@@ -350,9 +352,9 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	}
 	k := key{save, base}
 	if e.msgs[save] == nil {
-		e.msgs[save] = map[string]*index.Message{}
+		e.msgs[save] = &index.MessageSet{}
 	}
-	e.msgs[save][base] = m
+	e.msgs[save].Put(m)
 	b := e.store.NewBatch()
 	b.PutMessage(m)
 	touched := e.update(b, map[key]bool{k: true}, false)
