@@ -278,15 +278,22 @@ type FolderState struct {
 	DefHash     uint64 // hash of the definition (mailboxes, query)
 	UIDValidity uint32
 	NextUID     uint32
+	// Ticked is when the folder's time-based query (YOUNGER, OLDER) was
+	// last evaluated, Unix nanoseconds; 0 if never. Headers written
+	// before it existed end without it.
+	Ticked int64
 }
 
 func (s *FolderState) encode() []byte {
-	return enc(nil).uvarint(s.DefHash).uvarint(uint64(s.UIDValidity)).uvarint(uint64(s.NextUID))
+	return enc(nil).uvarint(s.DefHash).uvarint(uint64(s.UIDValidity)).uvarint(uint64(s.NextUID)).varint(s.Ticked)
 }
 
 func (s *FolderState) decode(b []byte) error {
 	d := &dec{b: b}
 	s.DefHash, s.UIDValidity, s.NextUID = d.uvarint(), uint32(d.uvarint()), uint32(d.uvarint())
+	if len(d.b) > 0 {
+		s.Ticked = d.varint()
+	}
 	return d.done()
 }
 

@@ -23,7 +23,7 @@ func TestRoundTrip(t *testing.T) {
 	b.PutMessage(msg)
 	b.PutMessage(&Message{Mailbox: "INBOX", Name: "2.b", New: true})
 	b.PutMailbox("Lists/Go", &MailboxState{CurMTime: 5, NewMTime: 6, Settled: true, NeedsHash: 7, Count: 1})
-	b.PutFolder("Unread", &FolderState{DefHash: 99, UIDValidity: 1234, NextUID: 3})
+	b.PutFolder("Unread", &FolderState{DefHash: 99, UIDValidity: 1234, NextUID: 3, Ticked: -5})
 	b.PutMember("Unread", &Member{UID: 2, Mailbox: "INBOX", Base: "2.b"})
 	b.PutMember("Unread", &Member{UID: 1, Mailbox: "Lists/Go", Base: "1.a,U=5", Linger: 77, Written: true})
 	b.PutMember("Un", &Member{UID: 1, Mailbox: "x", Base: "y"}) // a folder whose name prefixes another
@@ -46,7 +46,7 @@ func TestRoundTrip(t *testing.T) {
 	if got := snap.Members["Unread"]; len(got) != 2 || got[0].UID != 1 || got[1].UID != 2 || got[0].Linger != 77 || !got[0].Written {
 		t.Errorf("members = %+v", got)
 	}
-	if len(snap.Members["Un"]) != 1 || snap.Folders["Unread"].NextUID != 3 || !snap.Mailboxes["Lists/Go"].Settled {
+	if len(snap.Members["Un"]) != 1 || *snap.Folders["Unread"] != (FolderState{DefHash: 99, UIDValidity: 1234, NextUID: 3, Ticked: -5}) || !snap.Mailboxes["Lists/Go"].Settled {
 		t.Errorf("snapshot = %+v", snap)
 	}
 	b = s.NewBatch()
@@ -316,4 +316,17 @@ func setOf(ms ...*Message) *MessageSet {
 		s.Put(m)
 	}
 	return s
+}
+
+// A folder header written before FolderState.Ticked existed decodes with
+// Ticked 0; one with bytes after it is refused.
+func TestFolderStateWithoutTicked(t *testing.T) {
+	old := enc(nil).uvarint(99).uvarint(1234).uvarint(3)
+	var st FolderState
+	if err := st.decode(old); err != nil || st != (FolderState{DefHash: 99, UIDValidity: 1234, NextUID: 3}) {
+		t.Fatalf("old header: %+v, %v", st, err)
+	}
+	if err := st.decode(append(old.varint(7), 1)); err == nil {
+		t.Fatalf("a header with trailing bytes decoded: %+v", st)
+	}
 }

@@ -138,7 +138,8 @@ type folder struct {
 	// (showLoaded).
 	loaded     []*index.Member
 	loadedMsgs []*index.Message
-	// lastTick is when the folder's time-related query was last evaluated.
+	// lastTick is when the folder's time-related query was last
+	// evaluated (also kept in state.Ticked, written with the header).
 	lastTick time.Time
 	// nextExpiry is the earliest linger deadline (Unix ns), 0 if none.
 	nextExpiry int64
@@ -296,6 +297,11 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		}
 		if incomplete {
 			f.rebuild = true
+		}
+		if !f.rebuild && f.state.Ticked != 0 {
+			// The first tick looks only at the messages whose age
+			// crossed an interval since (see Tick).
+			f.lastTick = time.Unix(0, f.state.Ticked)
 		}
 		if n := len(snap.Members[name]); n > len(f.members) {
 			f.members = make(map[key]*index.Member, n) // sized once, not by doubling

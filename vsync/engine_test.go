@@ -405,6 +405,58 @@ func TestTimeMovesFolders(t *testing.T) {
 	}
 }
 
+// Time passes while vmfs is stopped: the first tick after the restart
+// looks only at messages whose age crossed an interval since the last
+// tick before the stop (FolderState.Ticked), and those that crossed while
+// it was stopped move. Several restarts in a row, with and without a tick
+// that changed something in between.
+func TestTimeMovesFoldersWhileStopped(t *testing.T) {
+	f := newFixture(t, 0)
+	initMaildir(t, f.root)
+	folders := []Folder{
+		{Name: "Young", Mailboxes: []string{"*"}, Query: "YOUNGER 3600"},
+		{Name: "Old", Mailboxes: []string{"*"}, Query: "OLDER 3600"},
+	}
+	for i, age := range []time.Duration{3500, 3300, 100} {
+		p := filepath.Join(f.root, "cur", fmt.Sprintf("%d.m%d:2,S", i, i))
+		writeMsg(t, p, "Subject: a\n\nx\n")
+		at := f.clk.now().Add(-age * time.Second)
+		os.Chtimes(p, at, at)
+	}
+	e := f.open(folders)
+	e.Tick()
+	if len(f.list("Young")) != 3 || len(f.list("Old")) != 0 {
+		t.Fatalf("at the start: Young %d, Old %d", len(f.list("Young")), len(f.list("Old")))
+	}
+	for _, step := range []struct {
+		wait       time.Duration
+		young, old int // after the first tick of the restart, lingering included
+	}{
+		{200 * time.Second, 3, 1}, // the first one crosses while stopped (it lingers in Young)
+		{time.Second, 3, 1},       // nothing crosses
+		{400 * time.Second, 3, 2}, // the second one
+		{2 * time.Hour, 1, 3},     // the last one; the lingers of the others ended
+	} {
+		e.Close()
+		f.clk.add(step.wait)
+		e = f.open(folders)
+		if e.folders["Old"].lastTick.IsZero() {
+			t.Fatal("the last tick before the stop was not kept")
+		}
+		if err := e.Tick(); err != nil {
+			t.Fatal(err)
+		}
+		if y, o := len(f.list("Young")), len(f.list("Old")); y != step.young || o != step.old {
+			t.Fatalf("after %v stopped: Young %d, Old %d; want %d, %d", step.wait, y, o, step.young, step.old)
+		}
+	}
+	f.clk.add(11 * time.Minute) // past every linger
+	e.Tick()
+	if y := len(f.list("Young")); y != 0 {
+		t.Fatalf("Young keeps %d messages older than its interval", y)
+	}
+}
+
 func TestDefinitionChangeSurvivesCloseWithoutSync(t *testing.T) {
 	f := newFixture(t, 200)
 	e := f.open([]Folder{{Name: "X", Mailboxes: []string{"*"}, Query: "SEEN"}})

@@ -427,11 +427,16 @@ func (e *Engine) Tick() error {
 		t := false
 		if ivs := f.intervals(); len(ivs) > 0 && (f.lastTick.IsZero() || now.Sub(f.lastTick) >= timeTick) {
 			// Only messages whose age crossed one of the query's
-			// intervals since the last tick can change.
-			// The first tick of a process evaluates them all: time went
-			// on while vmfs was not running.
+			// intervals since the last tick can change. The last tick
+			// is also the one before vmfs last stopped (state.Ticked):
+			// those that crossed while it was not running are among
+			// them. Without one (a new folder, a clock set back), every
+			// message is evaluated.
 			sel := f.sel(names)
 			since := f.lastTick
+			if since.After(now) {
+				since = time.Time{}
+			}
 			lo, hi := since.UnixNano()-int64(time.Second), now.UnixNano()+int64(time.Second)
 			var cand []key
 			for mb := range sel {
@@ -451,7 +456,10 @@ func (e *Engine) Tick() error {
 					}
 				}
 			}
-			f.lastTick = now
+			// Written with the header the next time it is: the
+			// evaluation up to now changed nothing that is not in this
+			// tick's batch.
+			f.lastTick, f.state.Ticked = now, now.UnixNano()
 			t = f.apply(e, b, cand, sel, now, nil, false)
 		} else {
 			t = f.expire(b, now, false)
