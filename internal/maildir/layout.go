@@ -237,18 +237,24 @@ var ErrNotRegular = fmt.Errorf("not a regular file: %w", fs.ErrInvalid)
 // and anything but a regular file is refused with ErrNotRegular. It
 // returns a raw, close-on-exec descriptor.
 func OpenRegular(path string) (int, error) {
+	fd, _, err := OpenRegularStat(path)
+	return fd, err
+}
+
+// OpenRegularStat is OpenRegular, also returning the file's fstat(2).
+func OpenRegularStat(path string) (int, *syscall.Stat_t, error) {
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NOCTTY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		return -1, nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
+	st := new(syscall.Stat_t)
+	if err := syscall.Fstat(fd, st); err != nil {
 		syscall.Close(fd)
-		return -1, &os.PathError{Op: "fstat", Path: path, Err: err}
+		return -1, nil, &os.PathError{Op: "fstat", Path: path, Err: err}
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		syscall.Close(fd)
-		return -1, fmt.Errorf("%s: %w", path, ErrNotRegular)
+		return -1, nil, fmt.Errorf("%s: %w", path, ErrNotRegular)
 	}
-	return fd, nil
+	return fd, st, nil
 }

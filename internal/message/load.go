@@ -6,6 +6,10 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"vmfs/internal/maildir"
 	"vmfs/internal/query"
@@ -19,6 +23,24 @@ func Open(path string) (*os.File, error) {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// fdReader reads a descriptor.
+type fdReader int
+
+func (fd fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(fd), p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 // readers recycles the header readers of Load: one 8 KiB buffer per
@@ -41,21 +63,19 @@ func Load(path string, needs query.Needs) (*query.Msg, error) {
 		}
 		return &query.Msg{Received: fi.ModTime(), Size: fi.Size()}, nil
 	}
-	f, err := Open(path)
+	// The file is read through its descriptor, not an *os.File (which
+	// would try to register it with the poller and stat it again), with
+	// read-ahead off: only the header block is wanted, and the kernel
+	// would otherwise read 32 KiB or more of every big message.
+	fd, st, err := maildir.OpenRegularStat(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	m := &query.Msg{Received: fi.ModTime(), Size: fi.Size()}
+	defer syscall.Close(fd)
+	unix.Fadvise(fd, 0, 0, unix.FADV_RANDOM) // a hint: its failure changes nothing
+	m := &query.Msg{Received: time.Unix(st.Mtim.Unix()), Size: st.Size}
 	br := readers.Get().(*bufio.Reader)
-	br.Reset(f)
+	br.Reset(fdReader(fd))
 	var keep []string // nil: every field
 	if !needs.AllHeaders {
 		keep = append([]string{}, needs.Headers...)
