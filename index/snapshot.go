@@ -27,11 +27,14 @@ import (
 //	'M': str mailbox | uvarint n, then n records 'm': Message
 //	'b': str mailbox | MailboxState
 //	'f': str folder  | FolderState
-//	'u': str folder  | uvarint uid | str VKey | Member
+//	'u': str folder  | uvarint uid | str VKey | uvarint ref |
+//	     varint Linger | bool Written | str Name [| str Mailbox | str Base]
 //
-// (A file of the first format, "vmfs-snapshot", is not read: the store is
-// loaded key by key once.)
-const snapshotMagic = "vmfs-snapshot2"
+// A member's ref is 1 + the ordinal of its message's 'm' record in the
+// file, which gives its mailbox and base name; 0 if the file has none, and
+// then they follow. (Files of earlier formats, "vmfs-snapshot" and
+// "vmfs-snapshot2", are not read: the store is loaded key by key once.)
+const snapshotMagic = "vmfs-snapshot3"
 
 const pfxGeneration = 'g'
 
@@ -165,6 +168,11 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 	}
 	var members []Member
 	folders := map[string]string{}
+	// The messages read so far, for members' refs: slabs[i] holds the
+	// messages numbered firsts[i]+1 onwards.
+	var slabs [][]Message
+	var firsts []uint64
+	read := uint64(0)
 	for {
 		typ, rec, err := next()
 		if err != nil {
@@ -183,6 +191,9 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			ms := NewMessageSet(int(count))
 			snap.Messages[name] = ms
 			slab := make([]Message, count) // one allocation per mailbox
+			slabs = append(slabs, slab)
+			firsts = append(firsts, read)
+			read += count
 			for i := range slab {
 				typ, r, err := next()
 				if err != nil || typ != 'm' {
@@ -226,14 +237,24 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			if vk := rec.bytes(); len(vk) == len(m.VKey) {
 				copy(m.VKey[:], vk)
 			}
-			if rec.err != nil || m.decodeFrom(rec) != nil {
-				return nil, 0, errValue
-			}
-			msg := snap.Messages[m.Mailbox].Get(m.Base)
-			if msg != nil {
-				m.Mailbox, m.Base = msg.Mailbox, msg.Base()
-			} else {
+			r := rec.uvarint()
+			m.Linger, m.Written, m.Name = rec.varint(), rec.bool(), rec.str()
+			var msg *Message
+			if r == 0 {
+				m.Mailbox, m.Base = rec.str(), rec.str()
 				m.Mailbox, m.Base = arena.str([]byte(m.Mailbox)), arena.str([]byte(m.Base))
+			} else {
+				// The slab of the r-th message: the last one whose
+				// first message comes before it.
+				i := sort.Search(len(firsts), func(i int) bool { return firsts[i] >= r }) - 1
+				if i < 0 || r-firsts[i] > uint64(len(slabs[i])) {
+					return nil, 0, errValue
+				}
+				msg = &slabs[i][r-firsts[i]-1]
+				m.Mailbox, m.Base = msg.Mailbox, msg.Base()
+			}
+			if rec.done() != nil {
+				return nil, 0, errValue
 			}
 			m.Name = arena.str([]byte(m.Name))
 			name, ok := folders[folder] // not the view: a map keeps the key it is given
@@ -284,9 +305,23 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 		w.Write(binary.AppendUvarint(nil, uint64(len(payload))))
 		w.Write(payload)
 	}
+	// The members' messages, numbered as they are written.
+	ref := map[*Message]uint64{}
+	for _, ms := range snap.Members {
+		for _, m := range ms {
+			if msg := snap.Messages[m.Mailbox].Get(m.Base); msg != nil {
+				ref[msg] = 0
+			}
+		}
+	}
+	n := uint64(0)
 	for mb, ms := range snap.Messages {
 		rec('M', enc(nil).str(mb).uvarint(uint64(ms.Len())))
 		for m := range ms.All() {
+			n++
+			if _, ok := ref[m]; ok {
+				ref[m] = n
+			}
 			rec('m', m.encode())
 		}
 	}
@@ -303,7 +338,12 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 			if m.VKey == ([26]byte{}) {
 				vk = nil
 			}
-			rec('u', append(enc(nil).str(name).uvarint(uint64(m.UID)).str(string(vk)), m.encode()...))
+			r := ref[snap.Messages[m.Mailbox].Get(m.Base)]
+			e := enc(nil).str(name).uvarint(uint64(m.UID)).str(string(vk)).uvarint(r).varint(m.Linger).bool(m.Written).str(m.Name)
+			if r == 0 {
+				e = e.str(m.Mailbox).str(m.Base)
+			}
+			rec('u', e)
 		}
 	}
 	w.WriteByte(0)

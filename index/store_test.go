@@ -2,6 +2,7 @@ package index
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -269,12 +270,20 @@ func TestSnapshotStringsShared(t *testing.T) {
 		Meta: &Meta{ID: "<id@x>", Headers: map[string][]string{"from": {"Alice"}}}}
 	plain := &Message{Mailbox: "INBOX", Name: "2.b.host", Size: 1} // no info part
 	vk := [26]byte([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+	var lists []*Message // several mailboxes, one empty: members refer across them
+	for i := range 50 {
+		lists = append(lists, &Message{Mailbox: "Lists", Name: fmt.Sprintf("%d.l.host:2,", i)})
+	}
 	want := &Snapshot{
-		Messages:  map[string]*MessageSet{"INBOX": setOf(m, plain)},
+		Messages: map[string]*MessageSet{"INBOX": setOf(m, plain), "Lists": setOf(lists...), "Empty": setOf(),
+			"Sent": setOf(&Message{Mailbox: "Sent", Name: "9.s.host:2,S"})},
 		Mailboxes: map[string]*MailboxState{"INBOX": {CurMTime: 1}},
 		Folders:   map[string]*FolderState{"Unread": {DefHash: 1, UIDValidity: 2, NextUID: 3}},
 		Members: map[string][]*Member{"Unread": {{UID: 1, Mailbox: "INBOX", Base: "1.a.host", VKey: vk},
-			{UID: 2, Mailbox: "INBOX", Base: "2.b.host", Name: "client"}}},
+			{UID: 2, Mailbox: "INBOX", Base: "2.b.host", Name: "client"},
+			{UID: 3, Mailbox: "Gone", Base: "3.c.host", Linger: 77, Written: true}, // no message
+			{UID: 4, Mailbox: "Lists", Base: "17.l.host"},
+			{UID: 5, Mailbox: "Sent", Base: "9.s.host"}}},
 	}
 	if err := s.SaveSnapshot(want); err != nil {
 		t.Fatal(err)
@@ -291,8 +300,17 @@ func TestSnapshotStringsShared(t *testing.T) {
 		t.Errorf("message without info = %+v", g)
 	}
 	mems := got.Members["Unread"]
-	if len(mems) != 2 || mems[1].Name != "client" || mems[0].VKey != vk || mems[1].VKey != ([26]byte{}) {
+	if len(mems) != 5 || mems[1].Name != "client" || mems[0].VKey != vk || mems[1].VKey != ([26]byte{}) {
 		t.Fatalf("members = %+v", mems)
+	}
+	for i, mem := range mems {
+		w := want.Members["Unread"][i]
+		if mem.Mailbox != w.Mailbox || mem.Base != w.Base || mem.Linger != w.Linger || mem.Written != w.Written || mem.UID != w.UID {
+			t.Errorf("member %d = %+v, want %+v", i, mem, w)
+		}
+		if msg := got.MemberMessages["Unread"][i]; msg != got.Messages[w.Mailbox].Get(w.Base) {
+			t.Errorf("member %d's message = %+v", i, msg)
+		}
 	}
 	if unsafe.StringData(mems[0].Base) != unsafe.StringData(gm.Name) || unsafe.StringData(mems[0].Mailbox) != unsafe.StringData(gm.Mailbox) {
 		t.Error("a member's mailbox and base name are not its message's")
