@@ -140,6 +140,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 	// and base name are its message's.
 	arena := &strArena{}
 	var buf []byte
+	var d dec // one decoder, reset for every record
 	next := func() (byte, *dec, error) {
 		typ, err := r.ReadByte()
 		if err != nil || typ == 0 {
@@ -156,7 +157,8 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return 0, nil, errValue
 		}
-		return typ, &dec{b: buf, arena: arena}, nil
+		d = dec{b: buf, arena: arena}
+		return typ, &d, nil
 	}
 	snap := &Snapshot{
 		Messages:  map[string]*MessageSet{},
