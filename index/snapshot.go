@@ -207,6 +207,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 					return nil, 0, errValue
 				}
 				ms.Put(m)
+				snap.Unstatted = snap.Unstatted || m.Size < 0
 			}
 		case 'b':
 			rec.arena = nil

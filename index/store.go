@@ -167,6 +167,9 @@ type Snapshot struct {
 	// the snapshot's reader finds them, and the engine's first listing
 	// of a folder needs no lookups.
 	MemberMessages map[string][]*Message
+	// Unstatted is set when some message's size and mtime are unknown
+	// (Size < 0: its file has not been stat()ed yet).
+	Unstatted bool
 }
 
 // Load reads the whole store. Any record that does not decode is
@@ -222,6 +225,7 @@ func (snap *Snapshot) add(k, v []byte) error {
 			snap.Messages[mb] = &MessageSet{}
 		}
 		snap.Messages[mb].Put(m)
+		snap.Unstatted = snap.Unstatted || m.Size < 0
 	case pfxMailbox:
 		st := &MailboxState{}
 		if err := st.decode(v); err != nil {

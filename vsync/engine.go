@@ -267,18 +267,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 	if incomplete {
 		slog.Warn("the index was interrupted while writing a large change; re-evaluating every folder")
 	}
-	total := 0
-	for _, ms := range e.msgs {
-		total += ms.Len()
-	}
-	for _, ms := range e.msgs {
-		for m := range ms.All() {
-			if unstatted(m) {
-				e.fillPending = true
-				break
-			}
-		}
-	}
+	e.fillPending = snap.Unstatted
 	b := st.NewBatch()
 	for name, f := range e.folders {
 		fs, ok := snap.Folders[name]

@@ -109,6 +109,13 @@ func New(root string, opts Options, out func(Batch)) (*Watcher, error) {
 	return w, nil
 }
 
+// Close releases the watches of a watcher that is not to be Run.
+func (w *Watcher) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fsw.Close()
+}
+
 // Run watches until ctx ends, calling out with each batch from one
 // goroutine (a slow out makes batches bigger; nothing is lost).
 func (w *Watcher) Run(ctx context.Context) {

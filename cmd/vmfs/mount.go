@@ -179,13 +179,55 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	if os.Geteuid() == 0 && rootSt.Uid != 0 {
 		owner = &maildir.Owner{UID: int(rootSt.Uid), GID: int(rootSt.Gid)}
 	}
+	// Live updates: the watcher's batches, one at a time. Its watches are
+	// set before the first sync, so that nothing that happens from then on
+	// is missed.
+	wctx, stopWatch := context.WithCancel(ctx)
+	// Barriers for the watcher (watch.Watcher.Recheck): a private
+	// directory, emptied of a previous run's.
+	wopts := watch.Options{MarkDir: filepath.Join(state, "watch")}
+	os.RemoveAll(wopts.MarkDir)
+	if err := os.MkdirAll(wopts.MarkDir, 0o700); err != nil {
+		slog.Warn("watch: no barrier directory; renames in progress are waited for by time", "err", err)
+		wopts.MarkDir = ""
+	}
+	if dev.MaxWatches > 0 {
+		wopts.MaxWatches = dev.MaxWatches
+	}
+	// The watches are set while the index loads (they need nothing of
+	// it); the callback runs once the watcher runs, after eng is set.
+	var eng *vsync.Engine
+	type newWatcher struct {
+		w   *watch.Watcher
+		err error
+	}
+	watchReady := make(chan newWatcher, 1)
+	go func() {
+		w, err := watch.New(root, wopts, func(b watch.Batch) {
+			var err error
+			if b.Rescan || b.Tree {
+				err = eng.Sync(wctx)
+			} else {
+				if len(b.Files) > 0 {
+					err = eng.FilesChanged(wctx, b.Files)
+				}
+				if err == nil && len(b.Dirs) > 0 {
+					err = eng.DirsChanged(wctx, b.Dirs)
+				}
+			}
+			if err != nil && wctx.Err() == nil {
+				slog.Error("sync", "err", err)
+			}
+		})
+		watchReady <- newWatcher{w, err}
+	}()
 	// view is set once mounted; the engine's OnChange, called from the
 	// watcher's goroutine, reads it.
 	var viewPtr atomic.Pointer[vfs.Root]
 	// watcher is set once watching; the engine asks it to report again
 	// files that vanished in the middle of a rename (Config.Recheck).
 	var watcher atomic.Pointer[watch.Watcher]
-	eng, err := vsync.Open(filepath.Join(state, "index"), vsync.Config{
+	eng, err = vsync.Open(filepath.Join(state, "index"), vsync.Config{
 		Root:    root,
 		Folders: folders,
 		Linger:  o.Linger,
@@ -207,52 +249,28 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		Progress:   newProgress(stderr),
 		CrashPoint: testCrashPoint,
 	})
+	nw := <-watchReady
+	if err != nil && nw.w != nil {
+		nw.w.Close()
+	}
 	if errors.Is(err, index.ErrLocked) {
+		stopWatch()
 		return fmt.Errorf("another vmfs is already serving %s (state directory %s is locked)", root, state)
 	}
 	if err != nil {
+		stopWatch()
 		return err
 	}
 	defer eng.Close()
+	if nw.err != nil {
+		stopWatch()
+		return fmt.Errorf("watch %s: %w", root, nw.err)
+	}
+	w := nw.w
 	memCtx, stopMem := context.WithCancel(ctx)
 	memDone := make(chan struct{})
 	go func() { governMemory(memCtx); close(memDone) }()
 	defer func() { stopMem(); <-memDone }()
-	// Live updates: the watcher's batches, one at a time. Its watches are
-	// set before the first sync, so that nothing that happens from then on
-	// is missed.
-	wctx, stopWatch := context.WithCancel(ctx)
-	// Barriers for the watcher (watch.Watcher.Recheck): a private
-	// directory, emptied of a previous run's.
-	wopts := watch.Options{MarkDir: filepath.Join(state, "watch")}
-	os.RemoveAll(wopts.MarkDir)
-	if err := os.MkdirAll(wopts.MarkDir, 0o700); err != nil {
-		slog.Warn("watch: no barrier directory; renames in progress are waited for by time", "err", err)
-		wopts.MarkDir = ""
-	}
-	if dev.MaxWatches > 0 {
-		wopts.MaxWatches = dev.MaxWatches
-	}
-	w, err := watch.New(root, wopts, func(b watch.Batch) {
-		var err error
-		if b.Rescan || b.Tree {
-			err = eng.Sync(wctx)
-		} else {
-			if len(b.Files) > 0 {
-				err = eng.FilesChanged(wctx, b.Files)
-			}
-			if err == nil && len(b.Dirs) > 0 {
-				err = eng.DirsChanged(wctx, b.Dirs)
-			}
-		}
-		if err != nil && wctx.Err() == nil {
-			slog.Error("sync", "err", err)
-		}
-	})
-	if err != nil {
-		stopWatch()
-		return fmt.Errorf("watch %s: %w", root, err)
-	}
 	watcher.Store(w)
 	watching := make(chan struct{})
 	go func() { w.Run(wctx); close(watching) }()
