@@ -26,7 +26,14 @@ const (
 	memMargin = 32 << 20 // room for a sync's garbage above what is live
 )
 
-func governMemory(ctx context.Context) {
+//
+// Until loading is closed (the index is loaded) the collector runs only
+// when the heap reaches that limit (GOGC off): loading a snapshot builds
+// what stays live, and collections at 4, 8, 16, 32 MB… found next to no
+// garbage (3-4 of them before a warm mount at 100,000 messages). A cold
+// index is built after that, with GOGC as usual. A GOGC in the
+// environment is left alone too.
+func governMemory(ctx context.Context, loading <-chan struct{}) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
@@ -40,6 +47,16 @@ func governMemory(ctx context.Context) {
 		debug.SetMemoryLimit(max(memFloor, live+live/4+memMargin))
 	}
 	set()
+	if os.Getenv("GOGC") == "" {
+		prev := debug.SetGCPercent(-1)
+		go func() {
+			select {
+			case <-loading:
+			case <-ctx.Done():
+			}
+			debug.SetGCPercent(prev)
+		}()
+	}
 	afterEachGC(ctx, set)
 	<-ctx.Done()
 }

@@ -179,6 +179,10 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	if os.Geteuid() == 0 && rootSt.Uid != 0 {
 		owner = &maildir.Owner{UID: int(rootSt.Uid), GID: int(rootSt.Gid)}
 	}
+	memCtx, stopMem := context.WithCancel(ctx)
+	memDone, loaded := make(chan struct{}), make(chan struct{})
+	go func() { governMemory(memCtx, loaded); close(memDone) }()
+	defer func() { stopMem(); <-memDone }()
 	// Live updates: the watcher's batches, one at a time. Its watches are
 	// set before the first sync, so that nothing that happens from then on
 	// is missed.
@@ -249,6 +253,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		Progress:   newProgress(stderr),
 		CrashPoint: testCrashPoint,
 	})
+	close(loaded)
 	nw := <-watchReady
 	if err != nil && nw.w != nil {
 		nw.w.Close()
@@ -267,10 +272,6 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		return fmt.Errorf("watch %s: %w", root, nw.err)
 	}
 	w := nw.w
-	memCtx, stopMem := context.WithCancel(ctx)
-	memDone := make(chan struct{})
-	go func() { governMemory(memCtx); close(memDone) }()
-	defer func() { stopMem(); <-memDone }()
 	watcher.Store(w)
 	watching := make(chan struct{})
 	go func() { w.Run(wctx); close(watching) }()
