@@ -26,7 +26,8 @@ const (
 	memMargin = 32 << 20 // room for a sync's garbage above what is live
 )
 
-// Until loading is closed (the index is loaded) the collector runs only
+// governMemory keeps the memory limit until ctx ends. Until loading is
+// closed (the index is loaded) the collector runs only
 // when the heap reaches that limit (GOGC off): loading a snapshot builds
 // what stays live, and collections at 4, 8, 16, 32 MB… found next to no
 // garbage (3-4 of them before a warm mount at 100,000 messages). A cold
