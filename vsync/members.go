@@ -191,22 +191,27 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 		st := f.state
 		sel := f.sel(names)
 		full := all || f.rebuild || f.threads()
-		var cand []key
+		var cand []candidate
 		if full {
+			n := 0
+			for mb := range sel {
+				n += e.msgs[mb].Len()
+			}
+			cand = make([]candidate, 0, n)
 			for mb := range sel {
 				for m := range e.msgs[mb].All() {
-					cand = append(cand, key{mb, m.Base()})
+					cand = append(cand, candidate{key{mb, m.Base()}, m})
 				}
 			}
 			for k := range f.members {
 				if _, in := sel[k.mailbox]; !in || e.msgs[k.mailbox].Get(k.base) == nil {
-					cand = append(cand, k)
+					cand = append(cand, candidate{k: k})
 				}
 			}
 		} else {
 			for k := range changed {
 				if _, in := sel[k.mailbox]; in || f.members[k] != nil {
-					cand = append(cand, k)
+					cand = append(cand, candidate{k: k})
 				}
 			}
 		}
@@ -225,14 +230,22 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 	return touched
 }
 
+// candidate is a message an update evaluates for a folder, and its record
+// when the caller has it at hand (else it is looked up).
+type candidate struct {
+	k key
+	m *index.Message
+}
+
 // apply evaluates candidates and updates members; it reports whether the
 // listing changed. A message that stops matching lingers, unless the
 // folder's definition changed (rebuild): then it leaves at once, as
 // Dovecot drops every message when a definition is edited.
-func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int, now time.Time, changed map[key]bool, rebuild bool) bool {
+func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[string]int, now time.Time, changed map[key]bool, rebuild bool) bool {
 	if f.threads() { // threads are built in a fixed order
 		sort.Slice(cand, func(i, j int) bool {
-			return cand[i].mailbox < cand[j].mailbox || cand[i].mailbox == cand[j].mailbox && cand[i].base < cand[j].base
+			a, c := cand[i].k, cand[j].k
+			return a.mailbox < c.mailbox || a.mailbox == c.mailbox && a.base < c.base
 		})
 	}
 	threads := f.threads()
@@ -242,8 +255,11 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []key, sel map[string]int
 	var scratch query.Msg
 	var keys []key
 	touched := false
-	for _, k := range cand {
-		m := e.msgs[k.mailbox].Get(k.base)
+	for _, c := range cand {
+		k, m := c.k, c.m
+		if m == nil {
+			m = e.msgs[k.mailbox].Get(k.base)
+		}
 		if _, in := sel[k.mailbox]; m == nil || !in {
 			if mem := f.members[k]; mem != nil { // gone from the backend: leave at once
 				f.drop(k, mem)
@@ -438,19 +454,18 @@ func (e *Engine) Tick() error {
 				since = time.Time{}
 			}
 			lo, hi := since.UnixNano()-int64(time.Second), now.UnixNano()+int64(time.Second)
-			var cand []key
+			var cand []candidate
 			for mb := range sel {
 				for m := range e.msgs[mb].All() {
-					base := m.Base()
 					if since.IsZero() {
-						cand = append(cand, key{mb, base})
+						cand = append(cand, candidate{key{mb, m.Base()}, m})
 						continue
 					}
 					for _, iv := range ivs {
 						// crossing at received+iv ∈ (since, now]
 						at := m.MTime + int64(iv)
 						if at > lo && at <= hi {
-							cand = append(cand, key{mb, base})
+							cand = append(cand, candidate{key{mb, m.Base()}, m})
 							break
 						}
 					}
