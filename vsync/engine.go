@@ -1060,7 +1060,10 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	for k := range deleted {
 		changed[k] = true
 	}
-	if len(jobs) < deferMin {
+	// jobs is not used below, so that the collector may free them during
+	// the update (at a million new messages they are 100 MB).
+	nJobs := len(jobs)
+	if nJobs < deferMin {
 		return e.commitLocked(batch, changed, nil)
 	}
 	// A big batch (a cold index) is written while the folders are already
@@ -1068,7 +1071,7 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	touched := e.update(batch, changed, false)
 	e.publishLocked()
 	updated := time.Now()
-	slog.Debug("sync", "mailboxes", len(names), "new", len(jobs), "list", listed.Sub(t0), "read", extracted.Sub(listed),
+	slog.Debug("sync", "mailboxes", len(names), "new", nJobs, "list", listed.Sub(t0), "read", extracted.Sub(listed),
 		"update", updated.Sub(extracted))
 	done := make(chan struct{})
 	e.committed = done
