@@ -125,7 +125,7 @@ type folder struct {
 	rules   []*query.Query // one per rule; TOML folders have one
 	hash    uint64
 	state   index.FolderState
-	members map[key]*index.Member
+	members *index.MemberSet
 	// alias maps client-chosen names of messages delivered through the
 	// folder (Member.Name) to their backend identity.
 	alias map[string]key
@@ -292,14 +292,14 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 			// crossed an interval since (see Tick).
 			f.lastTick = time.Unix(0, f.state.Ticked)
 		}
-		if n := len(snap.Members[name]); n > len(f.members) {
-			f.members = make(map[key]*index.Member, n) // sized once, not by doubling
+		if n := len(snap.Members[name]); n > f.members.Len() {
+			f.members = index.NewMemberSet(n) // sized once, not by doubling
 		}
 		if msgs, ok := snap.MemberMessages[name]; ok {
 			f.loaded, f.loadedMsgs = snap.Members[name], msgs
 		}
 		for _, m := range snap.Members[name] {
-			f.members[key{m.Mailbox, m.Base}] = m
+			f.members.Put(m)
 			if m.Linger != 0 {
 				f.noteExpiry(m.Linger)
 			}
@@ -330,7 +330,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 
 // newFolder compiles a folder's definition.
 func newFolder(d Folder) (*folder, error) {
-	f := &folder{def: d, members: map[key]*index.Member{}, alias: map[string]key{}, t: newTrees()}
+	f := &folder{def: d, members: &index.MemberSet{}, alias: map[string]key{}, t: newTrees()}
 	h := fnv.New64a()
 	texts := []string{d.Query}
 	if d.Dovecot != nil {
@@ -445,7 +445,7 @@ func (e *Engine) RemoveFolder(name string) error {
 		return fmt.Errorf("folder %q: %w", name, ErrNotFound)
 	}
 	b := e.store.NewBatch()
-	for _, mem := range f.members {
+	for mem := range f.members.All() {
 		b.DeleteMember(name, mem)
 	}
 	b.DeleteFolder(name)
@@ -478,7 +478,7 @@ func (e *Engine) Close() error {
 			st.DefHash = 0 // never evaluated under this definition: rebuild next time
 		}
 		snap.Folders[name] = &st
-		for _, m := range f.members {
+		for m := range f.members.All() {
 			snap.Members[name] = append(snap.Members[name], m)
 		}
 	}

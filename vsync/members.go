@@ -203,14 +203,15 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 					cand = append(cand, candidate{key{mb, m.Base()}, m})
 				}
 			}
-			for k := range f.members {
+			for mem := range f.members.All() {
+				k := key{mem.Mailbox, mem.Base}
 				if _, in := sel[k.mailbox]; !in || e.msgs[k.mailbox].Get(k.base) == nil {
 					cand = append(cand, candidate{k: k})
 				}
 			}
 		} else {
 			for k := range changed {
-				if _, in := sel[k.mailbox]; in || f.members[k] != nil {
+				if _, in := sel[k.mailbox]; in || f.members.Get(k.mailbox, k.base) != nil {
 					cand = append(cand, candidate{k: k})
 				}
 			}
@@ -261,14 +262,14 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 			m = e.msgs[k.mailbox].Get(k.base)
 		}
 		if _, in := sel[k.mailbox]; m == nil || !in {
-			if mem := f.members[k]; mem != nil { // gone from the backend: leave at once
+			if mem := f.members.Get(k.mailbox, k.base); mem != nil { // gone from the backend: leave at once
 				f.drop(k, mem)
 				b.DeleteMember(f.def.Name, mem)
 				touched = true
 			}
 			continue
 		}
-		if f.needsStat && unstatted(m) && f.members[k] == nil {
+		if f.needsStat && unstatted(m) && f.members.Get(k.mailbox, k.base) == nil {
 			continue // taken, if it matches, once Fill has stat()ed it
 		}
 		msgs, keys = append(msgs, m), append(keys, k)
@@ -299,7 +300,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 	}
 	var added []*index.Message
 	for i, k := range keys {
-		mem := f.members[k]
+		mem := f.members.Get(k.mailbox, k.base)
 		switch {
 		case res[i] && mem == nil:
 			if e.ensureStat(b, msgs[i]) {
@@ -342,7 +343,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 				f.alias[cn] = k
 			}
 		}
-		f.members[k] = mem
+		f.members.Put(mem)
 		b.PutMember(f.def.Name, mem)
 		touched = true
 	}
@@ -356,7 +357,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		e.showAll(f)
 	} else {
 		for i, k := range keys {
-			if mem := f.members[k]; mem != nil && e.show(f, mem, msgs[i]) {
+			if mem := f.members.Get(k.mailbox, k.base); mem != nil && e.show(f, mem, msgs[i]) {
 				touched = true
 			}
 		}
@@ -375,7 +376,7 @@ func (f *folder) invalidate() { f.gen++ }
 // caller deletes it from the index).
 func (f *folder) drop(k key, mem *index.Member) {
 	f.hide(mem)
-	delete(f.members, k)
+	f.members.Delete(k.mailbox, k.base)
 	if mem.Name != "" {
 		delete(f.alias, mem.Name)
 	}
@@ -392,17 +393,21 @@ func (f *folder) expire(b *index.Batch, now time.Time, force bool) bool {
 	}
 	touched := false
 	f.nextExpiry = 0
-	for k, mem := range f.members {
+	var due []*index.Member // not dropped while the set yields
+	for mem := range f.members.All() {
 		if mem.Linger == 0 {
 			continue
 		}
 		if force || mem.Linger <= now.UnixNano() {
-			f.drop(k, mem)
-			b.DeleteMember(f.def.Name, mem)
-			touched = true
+			due = append(due, mem)
 		} else {
 			f.noteExpiry(mem.Linger)
 		}
+	}
+	for _, mem := range due {
+		f.drop(key{mem.Mailbox, mem.Base}, mem)
+		b.DeleteMember(f.def.Name, mem)
+		touched = true
 	}
 	return touched
 }
@@ -524,8 +529,8 @@ func (e *Engine) Stats() []FolderStats {
 	for _, name := range e.order {
 		f := e.folders[name]
 		st := FolderStats{Name: name, UIDValidity: f.state.UIDValidity}
-		for k, mem := range f.members {
-			if e.msgs[k.mailbox].Get(k.base) == nil {
+		for mem := range f.members.All() {
+			if e.msgs[mem.Mailbox].Get(mem.Base) == nil {
 				continue
 			}
 			st.Messages++

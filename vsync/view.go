@@ -203,9 +203,9 @@ func (f *folder) hide(mem *index.Member) {
 // filled in order (a B-tree filled in order touches only its rightmost
 // path). e.op must be held.
 func (e *Engine) showAll(f *folder) {
-	vs := make([]*vent, 0, len(f.members))
-	for k, mem := range f.members {
-		if m := e.msgs[k.mailbox].Get(k.base); m != nil {
+	vs := make([]*vent, 0, f.members.Len())
+	for mem := range f.members.All() {
+		if m := e.msgs[mem.Mailbox].Get(mem.Base); m != nil {
 			vs = append(vs, e.ventOf(f, mem, m))
 		}
 	}
@@ -220,7 +220,7 @@ func (e *Engine) showAll(f *folder) {
 func (e *Engine) showLoaded(f *folder, changed map[key]bool, all bool) {
 	mems, msgs := f.loaded, f.loadedMsgs
 	f.loaded, f.loadedMsgs = nil, nil
-	if all || mems == nil || len(mems) != len(f.members) {
+	if all || mems == nil || len(mems) != f.members.Len() {
 		e.showAll(f)
 		return
 	}
@@ -280,7 +280,7 @@ func (e *Engine) showAllLoaded(changed map[key]bool, all bool) {
 		e.kwOf(f)
 		fs = append(fs, f)
 	}
-	slices.SortFunc(fs, func(a, b *folder) int { return cmp.Compare(len(b.members), len(a.members)) })
+	slices.SortFunc(fs, func(a, b *folder) int { return cmp.Compare(b.members.Len(), a.members.Len()) })
 	work := make(chan *folder)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(fs)) {

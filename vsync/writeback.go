@@ -42,7 +42,7 @@ func (e *Engine) lookup(folderName, vname string) (*folder, key, *index.Message,
 		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
 	}
 	k := ve.key()
-	if f.members[k] == nil {
+	if f.members.Get(k.mailbox, k.base) == nil {
 		return nil, key{}, nil, fmt.Errorf("%s/%s: %w", folderName, vname, ErrNotFound)
 	}
 	m := e.msgs[k.mailbox].Get(k.base)
@@ -62,7 +62,7 @@ func (e *Engine) current(folderName, vname string, inNew bool) (*folder, key, *i
 	if err != nil {
 		return nil, key{}, nil, err
 	}
-	if ve := f.t.byUIDOf(f.members[k].UID); ve == nil || ve.name != vname || ve.new != inNew {
+	if ve := f.t.byUIDOf(f.members.Get(k.mailbox, k.base).UID); ve == nil || ve.name != vname || ve.new != inNew {
 		return nil, key{}, nil, fmt.Errorf("%s/%s: renamed since it was listed: %w", folderName, vname, ErrNotFound)
 	}
 	return f, k, m, nil
@@ -128,7 +128,7 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 	if err := e.commitLocked(b, map[key]bool{k: true}, nil); err != nil {
 		return Entry{}, err
 	}
-	if mem := f.members[k]; mem != nil {
+	if mem := f.members.Get(k.mailbox, k.base); mem != nil {
 		if ve := f.t.byUIDOf(mem.UID); ve != nil {
 			return ve.entry(), nil
 		}
@@ -382,12 +382,12 @@ func (e *Engine) showWritten(folderName string, m *index.Message, vbase string, 
 	b, touched := db.b, db.touched
 	f := e.folders[folderName]
 	k := key{m.Mailbox, m.Base()}
-	mem := f.members[k]
+	mem := f.members.Get(k.mailbox, k.base)
 	if mem == nil {
 		mem = &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base(), Written: true,
 			Linger: e.cfg.Now().Add(e.cfg.Linger).UnixNano()}
 		f.state.NextUID++
-		f.members[k] = mem
+		f.members.Put(mem)
 		f.noteExpiry(mem.Linger)
 		b.PutFolder(folderName, &f.state)
 		touched = append(touched, folderName)

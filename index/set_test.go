@@ -61,6 +61,54 @@ func TestMessageSetLikeAMap(t *testing.T) {
 	}
 }
 
+// TestMemberSetLikeAMap: the same for members, found by mailbox and base
+// name (two mailboxes holding the same base names).
+func TestMemberSetLikeAMap(t *testing.T) {
+	type k struct{ mb, base string }
+	r := rand.New(rand.NewPCG(3, 4))
+	s, want := &MemberSet{}, map[k]*Member{}
+	for op := range 30000 {
+		key := k{[]string{"INBOX", "Lists/Go", "INBOX.x"}[r.IntN(3)], fmt.Sprintf("%d.M%d.host", r.IntN(2000), op%2)}
+		switch r.IntN(3) {
+		case 0, 1:
+			m := &Member{Mailbox: key.mb, Base: key.base, UID: uint32(op)}
+			s.Put(m)
+			want[key] = m
+		case 2:
+			_, had := want[key]
+			if s.Delete(key.mb, key.base) != had {
+				t.Fatalf("Delete(%v) = %v, want %v", key, !had, had)
+			}
+			delete(want, key)
+		}
+		if s.Len() != len(want) {
+			t.Fatalf("op %d: Len %d, want %d", op, s.Len(), len(want))
+		}
+	}
+	for key, m := range want {
+		if got := s.Get(key.mb, key.base); got != m {
+			t.Fatalf("Get(%v) = %v, want %v", key, got, m)
+		}
+	}
+	n := 0
+	for m := range s.All() {
+		if want[k{m.Mailbox, m.Base}] != m {
+			t.Fatalf("All yields %+v, not in the map", m)
+		}
+		n++
+	}
+	if n != len(want) {
+		t.Fatalf("All yields %d, want %d", n, len(want))
+	}
+	var nilSet *MemberSet
+	if nilSet.Get("a", "b") != nil || nilSet.Len() != 0 || nilSet.Delete("a", "b") {
+		t.Fatal("a nil set is not empty")
+	}
+	for range nilSet.All() {
+		t.Fatal("a nil set yields")
+	}
+}
+
 func BenchmarkMessageSetGet(b *testing.B) {
 	const n = 25000
 	s := NewMessageSet(n)
