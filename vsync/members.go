@@ -78,8 +78,8 @@ func (e *Engine) msgOf(m *index.Message) *query.Msg {
 
 // fillMsg sets qm to what a query looks at of an index record.
 func (e *Engine) fillMsg(qm *query.Msg, m *index.Message) {
-	n, _ := maildir.ParseName(m.Name)
-	*qm = query.Msg{Mailbox: m.Mailbox, Flags: n.Flags, Recent: m.New, Received: time.Unix(0, m.MTime), Size: m.Size}
+	flags := flagsOf(m.Name)
+	*qm = query.Msg{Mailbox: m.Mailbox, Flags: flags, Recent: m.New, Received: time.Unix(0, m.MTime), Size: m.Size}
 	if mt := m.Meta; mt != nil {
 		qm.Headers, qm.ID, qm.References = mt.Headers, mt.ID, mt.References
 		if mt.HasSent {
@@ -87,7 +87,7 @@ func (e *Engine) fillMsg(qm *query.Msg, m *index.Message) {
 		}
 	}
 	if mb := e.mailboxes[m.Mailbox]; mb != nil {
-		for _, l := range maildir.KeywordLetters(n.Flags) {
+		for _, l := range maildir.KeywordLetters(flags) {
 			if k, ok := mb.keywords[l]; ok {
 				qm.Keywords = append(qm.Keywords, k)
 			}
@@ -135,6 +135,19 @@ func virtualName(mem *index.Member, m *index.Message) string {
 		}
 	}
 	return name
+}
+
+// flagsOf returns the flags of a backend file name: its info part's when
+// that is already normal (the common case, with no parsing), else
+// ParseName's.
+func flagsOf(name string) string {
+	i := strings.LastIndexByte(name, ':')
+	if i > 0 && name[0] != '.' && normalInfo(name[i+1:]) && strings.IndexByte(name[:i], ':') < 0 &&
+		strings.IndexByte(name[:i], '/') < 0 && strings.IndexByte(name[:i], 0) < 0 {
+		return name[i+3:]
+	}
+	n, _ := maildir.ParseName(name) // "" for a name that is not one
+	return n.Flags
 }
 
 // NameEntry is one line of a folder's directory listing.
@@ -250,11 +263,14 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		})
 	}
 	threads := f.threads()
-	var msgs []*index.Message
+	// Sized once: a cold index evaluates a million candidates.
+	msgs, keys := make([]*index.Message, 0, len(cand)), make([]key, 0, len(cand))
 	var qms []*query.Msg // threads: every candidate's, for MatchAll
 	var res []bool
+	if !threads {
+		res = make([]bool, 0, len(cand))
+	}
 	var scratch query.Msg
-	var keys []key
 	touched := false
 	for _, c := range cand {
 		k, m := c.k, c.m
