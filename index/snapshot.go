@@ -84,6 +84,7 @@ func OpenLoaded(dir string) (*Store, *Snapshot, error) {
 		return nil, nil, err
 	}
 	if r.err == nil && r.gen == s.gen {
+		s.loadedGen = r.gen
 		return s, r.snap, nil
 	}
 	r.snap = nil
@@ -282,9 +283,16 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 
 // SaveSnapshot writes snap as the store's snapshot at its current
 // generation (tmp file, fsync, rename). Call it when nothing else writes.
+// Nothing is written when the snapshot the store was loaded from is still
+// current (no commit since): what snap holds besides the store's records
+// (a member's virtual key, a folder's last tick) is only a shortcut for
+// the next start.
 func (s *Store) SaveSnapshot(snap *Snapshot) error {
 	if err := s.Flush(); err != nil {
 		return err
+	}
+	if s.loadedGen != 0 && s.loadedGen == s.gen {
+		return nil
 	}
 	if s.Holding() || space.Low(s.dir) {
 		return fmt.Errorf("snapshot: the state directory's file system is full")

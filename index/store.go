@@ -32,6 +32,9 @@ type Store struct {
 	db  *badger.DB
 	dir string
 	gen uint64 // the generation of the last commit; the engine is the one writer
+	// loadedGen is the generation of the snapshot OpenLoaded used (0:
+	// none): while gen is still that, the file on disk is current.
+	loadedGen uint64
 
 	mu sync.Mutex // protects held
 	// held are the changes of commits made while the state directory's

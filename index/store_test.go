@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -251,6 +252,24 @@ func TestSnapshot(t *testing.T) {
 	s, snap, err = OpenLoaded(dir)
 	if err != nil || snap.MemberMessages == nil {
 		t.Fatalf("OpenLoaded did not use a current snapshot: %+v %v", snap, err)
+	}
+	// Saved again with no commit since it was read, it is left as it is;
+	// after one, it is written.
+	before, _ := os.ReadFile(s.SnapshotFile())
+	if err := s.SaveSnapshot(&Snapshot{}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(s.SnapshotFile()); !bytes.Equal(before, after) {
+		t.Error("a current snapshot was written again")
+	}
+	b = s.NewBatch()
+	b.PutMailbox("INBOX", &MailboxState{Count: 2})
+	b.Commit()
+	if err := s.SaveSnapshot(snap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.readSnapshot(); err != nil {
+		t.Errorf("the snapshot after a commit: %v", err)
 	}
 	s.Close()
 }
