@@ -180,6 +180,8 @@ type Engine struct {
 	// op serialises everything that reads or changes the state below,
 	// the backend and the index: the engine is their one writer.
 	op sync.Mutex
+	// ops counts the times op was taken.
+	ops uint64
 	// committed, when not nil, is closed once the background commit of a
 	// big sync's batch has ended; whoever takes op next waits for it
 	// (lockOp).
@@ -1136,6 +1138,7 @@ func (e *Engine) lockOp() error {
 // lockOpAny is lockOp, also on a closed engine.
 func (e *Engine) lockOpAny() {
 	e.op.Lock()
+	e.ops++
 	if e.committed != nil {
 		<-e.committed
 		e.committed = nil

@@ -29,11 +29,17 @@ type folderKeywords struct {
 	m     map[byte]string
 	mtime time.Time
 	size  int64
+	// checked is the engine's op (Engine.ops) in which the file was last
+	// looked at: once per op is enough, not once per message.
+	checked uint64
 }
 
 // kwOf returns the folder's map, read again if its file changed (an IMAP
-// server added a keyword). e.op must be held.
+// server added a keyword) since the last op looked. e.op must be held.
 func (e *Engine) kwOf(f *folder) *folderKeywords {
+	if f.kw != nil && f.kw.checked == e.ops {
+		return f.kw
+	}
 	if f.kw == nil {
 		if e.cfg.KeywordsFile == nil {
 			return nil
@@ -45,6 +51,7 @@ func (e *Engine) kwOf(f *folder) *folderKeywords {
 			slog.Warn("folder's keyword map", "folder", f.def.Name, "err", err)
 		}
 	}
+	f.kw.checked = e.ops
 	fi, err := os.Stat(f.kw.path)
 	switch {
 	case err != nil:
