@@ -890,3 +890,40 @@ func TestFirstTickAfterRestartChangesNothing(t *testing.T) {
 		t.Errorf("Recent: %d entries before the restart, %d after", len(before), len(after))
 	}
 }
+
+// The entries built all at once (a cold index, a restart) carry the names
+// shownName gives one by one, in every case: keyword letters, flags not in
+// order, no info part, extra info fields.
+func TestBulkNamesAreShownNames(t *testing.T) {
+	f := newFixture(t, 300)
+	for i, name := range []string{"1.k.host:2,Sa", "2.k.host:2,FS", "3.k.host:2,SF", "4.k.host", "5.k.host:2,S,X=1", "6.k.host:2,ab"} {
+		writeMsg(t, filepath.Join(f.root, "cur", name), fmt.Sprintf("Subject: %d\n\nx\n", i))
+	}
+	os.WriteFile(filepath.Join(f.root, "dovecot-keywords"), []byte("0 $Junk\n1 work\n"), 0o644)
+	folders := []Folder{{Name: "All", Mailboxes: []string{"*"}, Query: "ALL"}}
+	check := func(when string) {
+		t.Helper()
+		e := f.e
+		e.lockOpAny()
+		defer e.op.Unlock()
+		fo := e.folders["All"]
+		n := 0
+		fo.t.uid.Ascend(func(v *vent) bool {
+			mem := fo.members.Get(v.mb.name, maildir.BaseOf(v.file))
+			m := e.msgs[v.mb.name].Get(maildir.BaseOf(v.file))
+			if want := e.shownName(fo, mem, m); v.name != want || v.vbase() != maildir.BaseOf(want) {
+				t.Errorf("%s: %q listed as %q, shownName gives %q", when, v.file, v.name, want)
+			}
+			n++
+			return true
+		})
+		if n < 300 {
+			t.Errorf("%s: %d entries", when, n)
+		}
+	}
+	e := f.open(folders)
+	check("cold")
+	e.Close()
+	f.open(folders)
+	check("after a restart")
+}
