@@ -263,8 +263,10 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		})
 	}
 	threads := f.threads()
-	// Sized once: a cold index evaluates a million candidates.
+	// Sized once: a cold index evaluates a million candidates. mems[i]
+	// is keys[i]'s member (nil: none), looked up once.
 	msgs, keys := make([]*index.Message, 0, len(cand)), make([]key, 0, len(cand))
+	mems := make([]*index.Member, 0, len(cand))
 	var qms []*query.Msg // threads: every candidate's, for MatchAll
 	var res []bool
 	if !threads {
@@ -277,18 +279,19 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		if m == nil {
 			m = e.msgs[k.mailbox].Get(k.base)
 		}
+		mem := f.members.Get(k.mailbox, k.base)
 		if _, in := sel[k.mailbox]; m == nil || !in {
-			if mem := f.members.Get(k.mailbox, k.base); mem != nil { // gone from the backend: leave at once
+			if mem != nil { // gone from the backend: leave at once
 				f.drop(k, mem)
 				b.DeleteMember(f.def.Name, mem)
 				touched = true
 			}
 			continue
 		}
-		if f.needsStat && unstatted(m) && f.members.Get(k.mailbox, k.base) == nil {
+		if f.needsStat && unstatted(m) && mem == nil {
 			continue // taken, if it matches, once Fill has stat()ed it
 		}
-		msgs, keys = append(msgs, m), append(keys, k)
+		msgs, keys, mems = append(msgs, m), append(keys, k), append(mems, mem)
 		if threads {
 			qms = append(qms, e.msgOf(m))
 		} else {
@@ -314,13 +317,13 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 			}
 		}
 	}
-	var added []*index.Message
+	var added []int // indexes of the candidates that become members
 	for i, k := range keys {
-		mem := f.members.Get(k.mailbox, k.base)
+		mem := mems[i]
 		switch {
 		case res[i] && mem == nil:
 			if e.ensureStat(b, msgs[i]) {
-				added = append(added, msgs[i])
+				added = append(added, i)
 			}
 		case res[i] && mem.Linger != 0 && !mem.Written:
 			mem.Linger = 0 // matches again within the linger: not added twice
@@ -328,6 +331,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		case !res[i] && mem != nil && rebuild && !mem.Written:
 			f.drop(k, mem)
 			b.DeleteMember(f.def.Name, mem)
+			mems[i] = nil
 			touched = true
 			continue
 		case !res[i] && mem != nil && mem.Linger == 0:
@@ -338,7 +342,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 	}
 	// New members get ascending UIDs by received date, then name.
 	sort.Slice(added, func(i, j int) bool {
-		a, c := added[i], added[j]
+		a, c := msgs[added[i]], msgs[added[j]]
 		if a.MTime != c.MTime {
 			return a.MTime < c.MTime
 		}
@@ -347,19 +351,20 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		}
 		return a.Base() < c.Base()
 	})
-	for _, m := range added {
-		mem := &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base()}
+	for _, i := range added {
+		k := keys[i]
+		mem := &index.Member{UID: f.state.NextUID, Mailbox: k.mailbox, Base: k.base}
 		f.state.NextUID++
-		k := key{m.Mailbox, m.Base()}
 		// A message delivered through vmfs keeps its client's name, also
 		// when its membership is rebuilt from the backend.
-		if cn := clientName(m.Base()); cn != "" {
+		if cn := clientName(k.base); cn != "" {
 			if _, taken := f.alias[cn]; !taken {
 				mem.Name = cn
 				f.alias[cn] = k
 			}
 		}
 		f.members.Put(mem)
+		mems[i] = mem
 		b.PutMember(f.def.Name, mem)
 		touched = true
 	}
@@ -372,8 +377,8 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 	if len(added) > 1000 && f.t.uid.Len() < len(added) {
 		e.showAll(f)
 	} else {
-		for i, k := range keys {
-			if mem := f.members.Get(k.mailbox, k.base); mem != nil && e.show(f, mem, msgs[i]) {
+		for i, mem := range mems {
+			if mem != nil && e.show(f, mem, msgs[i]) {
 				touched = true
 			}
 		}
