@@ -966,15 +966,14 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 		}
 		old := e.msgs[sc.name]
 		if sc.gone {
-			var bases []string
-			for m := range old.All() {
-				bases = append(bases, m.Base())
-			}
-			for _, base := range bases {
-				deleted[key{sc.name, base}] = true
-				e.forget(batch, key{sc.name, base})
-			}
+			// The set goes as a whole: forget finds none to delete from
+			// one by one while old yields.
 			delete(e.msgs, sc.name)
+			for m := range old.All() {
+				k := key{sc.name, m.Base()}
+				deleted[k] = true
+				e.forget(batch, k)
+			}
 			delete(e.mstate, sc.name)
 			batch.DeleteMailbox(sc.name)
 			continue
@@ -1014,13 +1013,10 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 				changed[key{sc.name, base}] = true
 			}
 		}
-		var gone []string // not forgotten while old yields
-		for m := range old.All() {
-			if _, ok := last[m.Base()]; !ok {
-				gone = append(gone, m.Base())
+		for _, base := range missing { // those confirmMissing did not find
+			if _, ok := last[base]; ok {
+				continue
 			}
-		}
-		for _, base := range gone {
 			deleted[key{sc.name, base}] = true
 			slog.Debug("message gone", "mailbox", sc.name, "base", base)
 			e.forget(batch, key{sc.name, base})
