@@ -59,17 +59,6 @@ func (a *strArena) str(b []byte) string {
 	return unsafe.String(&a.cur[start], len(b))
 }
 
-// sub returns a decoder for the next n bytes, and skips them.
-func (d *dec) sub(n uint64) *dec {
-	if d.err != nil || uint64(len(d.b)) < n {
-		d.err = errValue
-		return &dec{err: errValue}
-	}
-	s := &dec{b: d.b[:n], view: d.view, arena: d.arena}
-	d.b = d.b[n:]
-	return s
-}
-
 func (d *dec) uvarint() uint64 {
 	if d.err != nil {
 		return 0

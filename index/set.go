@@ -29,17 +29,10 @@ var setSeed = maphash.MakeSeed()
 
 func tagOf(h uint64) uint8 { return tagFull | uint8(h>>57) }
 
-func (s *ptrSet[T, P]) len() int {
-	if s == nil {
-		return 0
-	}
-	return s.n
-}
-
 // find returns the slot of the record of hash h that is matches, or -1
 // and the empty slot where it would go (-1 too if the set has no slots).
 func (s *ptrSet[T, P]) find(h uint64, is func(P) bool) (at, free int) {
-	if s == nil || len(s.slots) == 0 {
+	if len(s.slots) == 0 {
 		return -1, -1
 	}
 	tag, mask := tagOf(h), len(s.slots)-1
@@ -133,9 +126,6 @@ func (s *ptrSet[T, P]) resize(n int) {
 // changed while it yields.
 func (s *ptrSet[T, P]) all() iter.Seq[P] {
 	return func(yield func(P) bool) {
-		if s == nil {
-			return
-		}
 		for _, p := range s.slots {
 			if p != nil && !yield(p) {
 				return
@@ -166,7 +156,7 @@ func (s *MessageSet) Len() int {
 	if s == nil {
 		return 0
 	}
-	return s.s.len()
+	return s.s.n
 }
 
 // Get returns the message of a base name, nil if there is none.
@@ -224,7 +214,7 @@ func (s *MemberSet) Len() int {
 	if s == nil {
 		return 0
 	}
-	return s.s.len()
+	return s.s.n
 }
 
 // Get returns the member of a mailbox's message, nil if there is none.

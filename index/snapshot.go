@@ -96,21 +96,6 @@ func OpenLoaded(dir string) (*Store, *Snapshot, error) {
 	return s, snap, nil
 }
 
-func (s *Store) readSnapshot() (*Snapshot, error) {
-	g, err := s.generation()
-	if err != nil {
-		return nil, err
-	}
-	snap, sg, err := readSnapshotFile(s.SnapshotFile())
-	if err != nil {
-		return nil, err
-	}
-	if sg != g {
-		return nil, errors.New("snapshot is stale")
-	}
-	return snap, nil
-}
-
 // readSnapshotFile reads a snapshot of this schema and returns it with
 // the store generation it was written at.
 func readSnapshotFile(path string) (*Snapshot, uint64, error) {
@@ -316,14 +301,19 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 		w.Write(binary.AppendUvarint(nil, uint64(len(payload))))
 		w.Write(payload)
 	}
-	// The members' messages, numbered as they are written.
+	// The members in UID order (read back so) with their messages, which
+	// are numbered as they are written.
+	memberMsgs := make(map[string][]*Message, len(snap.Members))
 	ref := map[*Message]uint64{}
-	for _, ms := range snap.Members {
-		for _, m := range ms {
-			if msg := snap.Messages[m.Mailbox].Get(m.Base); msg != nil {
-				ref[msg] = 0
+	for name, ms := range snap.Members {
+		sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
+		msgs := make([]*Message, len(ms))
+		for i, m := range ms {
+			if msgs[i] = snap.Messages[m.Mailbox].Get(m.Base); msgs[i] != nil {
+				ref[msgs[i]] = 0
 			}
 		}
+		memberMsgs[name] = msgs
 	}
 	n := uint64(0)
 	for mb, ms := range snap.Messages {
@@ -343,13 +333,12 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 		rec('f', append(enc(nil).str(name), st.encode()...))
 	}
 	for name, ms := range snap.Members {
-		sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID }) // read back in order
-		for _, m := range ms {
+		for i, m := range ms {
 			vk := m.VKey[:]
 			if m.VKey == ([26]byte{}) {
 				vk = nil
 			}
-			r := ref[snap.Messages[m.Mailbox].Get(m.Base)]
+			r := ref[memberMsgs[name][i]] // 0 for nil
 			e := enc(nil).str(name).uvarint(uint64(m.UID)).str(string(vk)).uvarint(r).varint(m.Linger).bool(m.Written).str(m.Name)
 			if r == 0 {
 				e = e.str(m.Mailbox).str(m.Base)

@@ -367,3 +367,19 @@ func TestFolderStateWithoutTicked(t *testing.T) {
 		t.Fatalf("a header with trailing bytes decoded: %+v", st)
 	}
 }
+
+// readSnapshot reads the store's snapshot if it is current.
+func (s *Store) readSnapshot() (*Snapshot, error) {
+	g, err := s.generation()
+	if err != nil {
+		return nil, err
+	}
+	snap, sg, err := readSnapshotFile(s.SnapshotFile())
+	if err != nil {
+		return nil, err
+	}
+	if sg != g {
+		return nil, errors.New("snapshot is stale")
+	}
+	return snap, nil
+}
