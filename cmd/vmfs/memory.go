@@ -27,12 +27,12 @@ const (
 )
 
 // governMemory keeps the memory limit until ctx ends. Until loading is
-// closed (the index is loaded) the collector runs only
-// when the heap reaches that limit (GOGC off): loading a snapshot builds
-// what stays live, and collections at 4, 8, 16, 32 MB… found next to no
-// garbage (3-4 of them before a warm mount at 100,000 messages). A cold
-// index is built after that, with GOGC as usual. A GOGC in the
-// environment is left alone too.
+// closed (the index is loaded) the collector runs only when the heap
+// reaches that limit (GOGC off): loading a snapshot builds what stays
+// live, and collections at 4, 8, 16, 32 MB… found next to no garbage (3-4
+// of them before a warm mount at 100,000 messages). A cold index is built
+// after that, with GOGC as usual. A GOGC in the environment is left alone
+// too.
 func governMemory(ctx context.Context, loading <-chan struct{}) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
