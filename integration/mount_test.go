@@ -555,3 +555,62 @@ func TestRefusesBadMountpoints(t *testing.T) {
 		t.Fatal("the first mount went away")
 	}
 }
+
+// A remount with nothing changed shows nothing new: the first tick after
+// it evaluates every message of the time-based folder (Recent) again and
+// must not move that folder's directory mtime, which Dovecot and mutt take
+// for a change (they list it again), nor write to the index (a write set
+// off a Badger compaction at every start).
+func TestRemountQuietAfterFirstTick(t *testing.T) {
+	root := genBackend(t, 3000)
+	// Directories last changed long ago: the first scan is trusted by the
+	// next start (one changed within its last 2 s is listed again, and
+	// its scan state written).
+	old := time.Now().Add(-time.Hour)
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+	m := mount(t, root)
+	// The cold index leaves sizes and dates to read after mounting;
+	// Recent fills in from them.
+	eventually(t, 30*time.Second, func() string {
+		if !strings.Contains(m.stderr.String(), "sizes and dates read") {
+			return "sizes and dates never read"
+		}
+		return ""
+	})
+	before := ls(t, m.path("Recent", "cur"))
+	m.remount()
+	stat := func() time.Time {
+		fi, err := os.Stat(m.path("Recent", "cur"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.ModTime()
+	}
+	t0 := stat() // the first tick comes a second after mounting
+	time.Sleep(2500 * time.Millisecond)
+	if t1 := stat(); !t1.Equal(t0) {
+		t.Errorf("Recent/cur's mtime moved from %v to %v with nothing changed", t0, t1)
+	}
+	if after := ls(t, m.path("Recent", "cur")); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("Recent/cur listed %d names before the remount, %d after", len(before), len(after))
+	}
+	// The snapshot is written at unmount only if the index changed since
+	// it was read.
+	snap, _ := filepath.Glob(filepath.Join(m.state, "*", "index.snapshot"))
+	if len(snap) != 1 {
+		t.Fatalf("snapshots: %q", snap)
+	}
+	fi0, err := os.Stat(snap[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.remount()
+	if fi, err := os.Stat(snap[0]); err != nil || !fi.ModTime().Equal(fi0.ModTime()) {
+		t.Errorf("the index was written with nothing changed (snapshot %v → %v, %v)", fi0.ModTime(), fi.ModTime(), err)
+	}
+}
