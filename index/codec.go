@@ -297,9 +297,6 @@ type Member struct {
 	// longer matches stays listed; 0 while it matches.
 	Linger int64
 	UID    uint32 // key
-	// VKey caches the hash part of the member's derived virtual name
-	// (the engine's); zero until derived. Only the snapshot stores it.
-	VKey [26]byte
 	// Written is set for a message delivered through the folder: it stays
 	// until its linger ends even if it never matched.
 	Written bool

@@ -27,7 +27,7 @@ import (
 //	'M': str mailbox | uvarint n, then n records 'm': Message
 //	'b': str mailbox | MailboxState
 //	'f': str folder  | FolderState
-//	'u': str folder  | uvarint uid | str VKey | uvarint ref |
+//	'u': str folder  | uvarint uid | str key | uvarint ref |
 //	     varint Linger | bool Written | str Name [| str Mailbox | str Base]
 //
 // A member's ref is 1 + the ordinal of its message's 'm' record in the
@@ -37,6 +37,11 @@ import (
 const snapshotMagic = "vmfs-snapshot3"
 
 const pfxGeneration = 'g'
+
+// KeyLen is the length of a member's key in Snapshot.MemberKeys.
+const KeyLen = 26
+
+var zeroKey [KeyLen]byte
 
 func generationKey() []byte { return []byte{pfxGeneration} }
 
@@ -153,6 +158,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 		Members:   map[string][]*Member{},
 
 		MemberMessages: map[string][]*Message{},
+		MemberKeys:     map[string][]byte{},
 	}
 	var members []Member
 	folders := map[string]string{}
@@ -223,8 +229,9 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			m := &members[0]
 			members = members[1:]
 			m.UID = uint32(uid)
-			if vk := rec.bytes(); len(vk) == len(m.VKey) {
-				copy(m.VKey[:], vk)
+			vk := rec.bytes()
+			if len(vk) != KeyLen {
+				vk = zeroKey[:]
 			}
 			r := rec.uvarint()
 			m.Linger, m.Written, m.Name = rec.varint(), rec.bool(), rec.str()
@@ -253,6 +260,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			}
 			snap.Members[name] = append(snap.Members[name], m)
 			snap.MemberMessages[name] = append(snap.MemberMessages[name], msg)
+			snap.MemberKeys[name] = append(snap.MemberKeys[name], vk...)
 		default:
 			return nil, 0, errValue
 		}
@@ -261,6 +269,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 		if !sort.SliceIsSorted(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID }) {
 			sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
 			delete(snap.MemberMessages, name) // no longer in Members' order
+			delete(snap.MemberKeys, name)
 		}
 	}
 	return snap, g, nil
@@ -306,7 +315,10 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 	memberMsgs := make(map[string][]*Message, len(snap.Members))
 	ref := map[*Message]uint64{}
 	for name, ms := range snap.Members {
-		sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
+		if !sort.SliceIsSorted(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID }) {
+			sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
+			delete(snap.MemberKeys, name) // no longer in Members' order
+		}
 		msgs := make([]*Message, len(ms))
 		for i, m := range ms {
 			if msgs[i] = snap.Messages[m.Mailbox].Get(m.Base); msgs[i] != nil {
@@ -333,10 +345,14 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 		rec('f', append(enc(nil).str(name), st.encode()...))
 	}
 	for name, ms := range snap.Members {
+		keys := snap.MemberKeys[name]
+		if len(keys) != len(ms)*KeyLen {
+			keys = nil
+		}
 		for i, m := range ms {
-			vk := m.VKey[:]
-			if m.VKey == ([26]byte{}) {
-				vk = nil
+			var vk []byte
+			if keys != nil && string(keys[i*KeyLen:(i+1)*KeyLen]) != string(zeroKey[:]) {
+				vk = keys[i*KeyLen : (i+1)*KeyLen]
 			}
 			r := ref[memberMsgs[name][i]] // 0 for nil
 			e := enc(nil).str(name).uvarint(uint64(m.UID)).str(string(vk)).uvarint(r).varint(m.Linger).bool(m.Written).str(m.Name)

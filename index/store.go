@@ -170,6 +170,11 @@ type Snapshot struct {
 	// the snapshot's reader finds them, and the engine's first listing
 	// of a folder needs no lookups.
 	MemberMessages map[string][]*Message
+	// MemberKeys, when a folder has an entry, holds the hash part of each
+	// of its members' derived virtual name (the engine's), KeyLen bytes
+	// each in Members' order, all zero where unknown: only the snapshot
+	// keeps them, so that a start need not hash every member again.
+	MemberKeys map[string][]byte
 	// Unstatted is set when some message's size and mtime are unknown
 	// (Size < 0: its file has not been stat()ed yet).
 	Unstatted bool

@@ -208,7 +208,10 @@ func TestSnapshot(t *testing.T) {
 	if mm := fast.MemberMessages["Unread"]; len(mm) != 1 || mm[0] != fast.Messages["INBOX"].Get("1.a") {
 		t.Fatalf("member's message not found while reading: %v", mm)
 	}
-	fast.MemberMessages = nil
+	if mk := fast.MemberKeys["Unread"]; len(mk) != KeyLen || string(mk) != string(zeroKey[:]) {
+		t.Fatalf("member keys = %q, want one unknown", mk)
+	}
+	fast.MemberMessages, fast.MemberKeys = nil, nil
 	want.MemberMessages = nil
 	if !reflect.DeepEqual(fast, want) {
 		t.Fatalf("snapshot %+v != store %+v", fast, want)
@@ -298,11 +301,12 @@ func TestSnapshotStringsShared(t *testing.T) {
 			"Sent": setOf(&Message{Mailbox: "Sent", Name: "9.s.host:2,S"})},
 		Mailboxes: map[string]*MailboxState{"INBOX": {CurMTime: 1}},
 		Folders:   map[string]*FolderState{"Unread": {DefHash: 1, UIDValidity: 2, NextUID: 3}},
-		Members: map[string][]*Member{"Unread": {{UID: 1, Mailbox: "INBOX", Base: "1.a.host", VKey: vk},
+		Members: map[string][]*Member{"Unread": {{UID: 1, Mailbox: "INBOX", Base: "1.a.host"},
 			{UID: 2, Mailbox: "INBOX", Base: "2.b.host", Name: "client"},
 			{UID: 3, Mailbox: "Gone", Base: "3.c.host", Linger: 77, Written: true}, // no message
 			{UID: 4, Mailbox: "Lists", Base: "17.l.host"},
 			{UID: 5, Mailbox: "Sent", Base: "9.s.host"}}},
+		MemberKeys: map[string][]byte{"Unread": append(vk[:], make([]byte, 4*KeyLen)...)},
 	}
 	if err := s.SaveSnapshot(want); err != nil {
 		t.Fatal(err)
@@ -319,7 +323,7 @@ func TestSnapshotStringsShared(t *testing.T) {
 		t.Errorf("message without info = %+v", g)
 	}
 	mems := got.Members["Unread"]
-	if len(mems) != 5 || mems[1].Name != "client" || mems[0].VKey != vk || mems[1].VKey != ([26]byte{}) {
+	if len(mems) != 5 || mems[1].Name != "client" || string(got.MemberKeys["Unread"]) != string(want.MemberKeys["Unread"]) {
 		t.Fatalf("members = %+v", mems)
 	}
 	for i, mem := range mems {

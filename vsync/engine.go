@@ -133,11 +133,12 @@ type folder struct {
 	// view.go), published with gen.
 	gen uint64
 	t   ventTrees
-	// loaded and loadedMsgs are the members as Open read them, in UID
-	// order, and their messages, until the first update shows them
-	// (showLoaded).
+	// loaded, loadedMsgs and loadedKeys are the members as Open read
+	// them, in UID order, their messages and their virtual keys (see
+	// index.Snapshot), until the first update shows them (showLoaded).
 	loaded     []*index.Member
 	loadedMsgs []*index.Message
+	loadedKeys []byte
 	// lastTick is when the folder's time-related query was last
 	// evaluated (also kept in state.Ticked, written with the header).
 	lastTick time.Time
@@ -298,7 +299,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 			f.members = index.NewMemberSet(n) // sized once, not by doubling
 		}
 		if msgs, ok := snap.MemberMessages[name]; ok {
-			f.loaded, f.loadedMsgs = snap.Members[name], msgs
+			f.loaded, f.loadedMsgs, f.loadedKeys = snap.Members[name], msgs, snap.MemberKeys[name]
 		}
 		for _, m := range snap.Members[name] {
 			f.members.Put(m)
@@ -473,16 +474,15 @@ func (e *Engine) Close() error {
 	if e.cfg.Inspect {
 		return e.store.Close()
 	}
-	snap := &index.Snapshot{Messages: e.msgs, Mailboxes: e.mstate, Folders: map[string]*index.FolderState{}, Members: map[string][]*index.Member{}}
+	snap := &index.Snapshot{Messages: e.msgs, Mailboxes: e.mstate, Folders: map[string]*index.FolderState{},
+		Members: map[string][]*index.Member{}, MemberKeys: map[string][]byte{}}
 	for name, f := range e.folders {
 		st := f.state
 		if f.rebuild {
 			st.DefHash = 0 // never evaluated under this definition: rebuild next time
 		}
 		snap.Folders[name] = &st
-		for m := range f.members.All() {
-			snap.Members[name] = append(snap.Members[name], m)
-		}
+		snap.Members[name], snap.MemberKeys[name] = f.snapshotMembers()
 	}
 	err := e.store.SaveSnapshot(snap)
 	if err != nil {
@@ -571,13 +571,19 @@ func parseVirtualBase(s string) (vkey, string, bool) {
 	return k, s[:dot], true
 }
 
-// vkeyOf returns the virtual key of a member's message, computed once per
-// member (the snapshot keeps it).
-func vkeyOf(mem *index.Member) vkey {
-	if mem.VKey == ([26]byte{}) {
-		mem.VKey = virtualKey(mem.Mailbox, mem.Base)
+// keyOf returns the virtual key of a member's message: read back from the
+// name its entry has (a derived name holds it), else computed. Only the
+// entries and the snapshot keep it (SHA-256 of every member would add a
+// tenth of a second to a start at 1,000,000 messages). e.op must be held.
+func (f *folder) keyOf(mem *index.Member) vkey {
+	if mem.Name == "" {
+		if v := f.t.byUIDOf(mem.UID); v != nil {
+			if k, _, ok := parseVirtualBase(v.vbase()); ok {
+				return k
+			}
+		}
 	}
-	return mem.VKey
+	return virtualKey(mem.Mailbox, mem.Base)
 }
 
 // settleTime is how far a directory's mtime must lie before a scan for the

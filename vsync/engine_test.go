@@ -911,7 +911,7 @@ func TestBulkNamesAreShownNames(t *testing.T) {
 		fo.t.uid.Ascend(func(v *vent) bool {
 			mem := fo.members.Get(v.mb.name, maildir.BaseOf(v.file))
 			m := e.msgs[v.mb.name].Get(maildir.BaseOf(v.file))
-			if want := e.shownName(fo, mem, m); v.name != want || v.vbase() != maildir.BaseOf(want) {
+			if want := e.shownName(fo, mem, m, virtualKey(mem.Mailbox, mem.Base)); v.name != want || v.vbase() != maildir.BaseOf(want) {
 				t.Errorf("%s: %q listed as %q, shownName gives %q", when, v.file, v.name, want)
 			}
 			n++

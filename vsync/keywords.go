@@ -129,8 +129,8 @@ func (e *Engine) folderLetters(f *folder, mailbox, name string) string {
 
 // shownName is a member's name in its folder: the folder's keyword
 // letters, and those still pending. e.op must be held.
-func (e *Engine) shownName(f *folder, mem *index.Member, m *index.Message) string {
-	name := e.folderLetters(f, m.Mailbox, virtualName(mem, m))
+func (e *Engine) shownName(f *folder, mem *index.Member, m *index.Message, k vkey) string {
+	name := e.folderLetters(f, m.Mailbox, virtualName(f, mem, m, k))
 	if len(f.pendingKw) == 0 {
 		return name
 	}

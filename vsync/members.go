@@ -114,12 +114,15 @@ func (e *Engine) pathOf(m *index.Message) string {
 	return mb.Path + "/cur/" + m.Name
 }
 
-// virtualName is a member's file name in its folder.
-func virtualName(mem *index.Member, m *index.Message) string {
+// virtualName is a member's file name in its folder; k is its virtual key
+// (zero: f.keyOf's).
+func virtualName(f *folder, mem *index.Member, m *index.Message, k vkey) string {
 	name := mem.Name
 	i := strings.LastIndexByte(m.Name, ':')
 	if name == "" {
-		k := vkeyOf(mem)
+		if k == (vkey{}) {
+			k = f.keyOf(mem)
+		}
 		if i > 0 && normalInfo(m.Name[i+1:]) {
 			// The common case, in one allocation: the info part is
 			// already "2," + sorted flags.

@@ -148,9 +148,10 @@ func (e *Engine) refOf(name string) *mbRef {
 	return r
 }
 
-// ventOf builds a member's entry. e.op must be held.
-func (e *Engine) ventOf(f *folder, mem *index.Member, m *index.Message) *vent {
-	name := e.shownName(f, mem, m)
+// ventOf builds a member's entry; k is its virtual key (zero: f.keyOf's).
+// e.op must be held.
+func (e *Engine) ventOf(f *folder, mem *index.Member, m *index.Message, k vkey) *vent {
+	name := e.shownName(f, mem, m, k)
 	// A virtual base is a hash (about 50 bytes) or a client's name (a
 	// file name: at most 255 bytes); it fits baseLen.
 	base := maildir.BaseOf(name)
@@ -166,7 +167,7 @@ func sameVent(a, b *vent) bool {
 // show puts a member's current entry into the folder's trees; it reports
 // whether anything changed. e.op must be held.
 func (e *Engine) show(f *folder, mem *index.Member, m *index.Message) bool {
-	nv := e.ventOf(f, mem, m)
+	nv := e.ventOf(f, mem, m, vkey{})
 	old := f.t.byUIDOf(mem.UID)
 	if old != nil && sameVent(old, nv) {
 		return false
@@ -206,7 +207,7 @@ func (e *Engine) showAll(f *folder) {
 	vs := make([]*vent, 0, f.members.Len())
 	for mem := range f.members.All() {
 		if m := e.msgs[mem.Mailbox].Get(mem.Base); m != nil {
-			vs = append(vs, e.ventOf(f, mem, m))
+			vs = append(vs, e.ventOf(f, mem, m, vkey{}))
 		}
 	}
 	slices.SortFunc(vs, func(a, b *vent) int { return cmp.Compare(a.uid, b.uid) })
@@ -218,8 +219,11 @@ func (e *Engine) showAll(f *folder) {
 // of the messages this update changed (changed; all: every one). e.op must
 // be held.
 func (e *Engine) showLoaded(f *folder, changed map[key]bool, all bool) {
-	mems, msgs := f.loaded, f.loadedMsgs
-	f.loaded, f.loadedMsgs = nil, nil
+	mems, msgs, keys := f.loaded, f.loadedMsgs, f.loadedKeys
+	f.loaded, f.loadedMsgs, f.loadedKeys = nil, nil, nil
+	if len(keys) != len(mems)*index.KeyLen {
+		keys = nil
+	}
 	if all || mems == nil || len(mems) != f.members.Len() {
 		e.showAll(f)
 		return
@@ -230,11 +234,40 @@ func (e *Engine) showLoaded(f *folder, changed map[key]bool, all bool) {
 		if k := (key{mem.Mailbox, mem.Base}); changed[k] {
 			m = e.msgs[k.mailbox].Get(k.base)
 		}
+		var k vkey
+		if keys != nil {
+			copy(k[:], keys[i*index.KeyLen:])
+		}
 		if m != nil {
-			vs = append(vs, e.ventOf(f, mem, m))
+			vs = append(vs, e.ventOf(f, mem, m, k))
 		}
 	}
 	f.t = buildTrees(vs)
+}
+
+// snapshotMembers returns the folder's members in UID order with their
+// virtual keys as index.Snapshot keeps them (read back from their entries'
+// names). e.op must be held.
+func (f *folder) snapshotMembers() ([]*index.Member, []byte) {
+	mems := make([]*index.Member, 0, f.members.Len())
+	for m := range f.members.All() {
+		mems = append(mems, m)
+	}
+	slices.SortFunc(mems, func(a, b *index.Member) int { return cmp.Compare(a.UID, b.UID) })
+	keys := make([]byte, len(mems)*index.KeyLen)
+	i := 0
+	f.t.uid.Ascend(func(v *vent) bool {
+		for i < len(mems) && mems[i].UID < v.uid {
+			i++
+		}
+		if i < len(mems) && mems[i].UID == v.uid && mems[i].Name == "" {
+			if k, _, ok := parseVirtualBase(v.vbase()); ok {
+				copy(keys[i*index.KeyLen:], k[:])
+			}
+		}
+		return true
+	})
+	return mems, keys
 }
 
 // buildTrees makes the trees of entries in UID order, one tree in
