@@ -143,17 +143,17 @@ func (d *dec) done() error {
 // header queries need lives in Meta, and the base name, the other half of
 // its key, is a part of Name (Base).
 type Message struct {
-	Mailbox string // key
-	Name    string // current file name, with the info part
-	Size    int64  // -1: the file has not been stat()ed yet (MTime unknown)
-	MTime   int64  // file mtime, Unix nanoseconds
-	Meta    *Meta  // nil when no query needs headers, or none were found
+	// Its mailbox is the set's it is in (Snapshot.Messages).
+	Name  string // current file name, with the info part
+	Size  int64  // -1: the file has not been stat()ed yet (MTime unknown)
+	MTime int64  // file mtime, Unix nanoseconds
+	Meta  *Meta  // nil when no query needs headers, or none were found
 	// NeedsHash says which header-derived metadata Meta holds.
 	NeedsHash uint32
 	New       bool // in new/
 }
 
-// Base is the message's base name (the key with Mailbox): its file name
+// Base is the message's base name (its key in its mailbox): its file name
 // without the info part, whatever its flags.
 func (m *Message) Base() string { return maildir.BaseOf(m.Name) }
 

@@ -16,7 +16,7 @@ func TestMessageSetLikeAMap(t *testing.T) {
 			base := fmt.Sprintf("%d.M%dP%d.host", r.IntN(keys), op%3, keys)
 			switch r.IntN(3) {
 			case 0, 1:
-				m := &Message{Mailbox: "INBOX", Name: base + ":2," + string(rune('A'+op%26))}
+				m := &Message{Name: base + ":2," + string(rune('A'+op%26))}
 				if op%5 == 0 {
 					m.Name = base // no info part
 				}

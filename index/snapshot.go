@@ -165,6 +165,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 	// The messages read so far, for members' refs: slabs[i] holds the
 	// messages numbered firsts[i]+1 onwards.
 	var slabs [][]Message
+	var slabMailboxes []string
 	var firsts []uint64
 	read := uint64(0)
 	for {
@@ -186,6 +187,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			snap.Messages[name] = ms
 			slab := make([]Message, count) // one allocation per mailbox
 			slabs = append(slabs, slab)
+			slabMailboxes = append(slabMailboxes, name)
 			firsts = append(firsts, read)
 			read += count
 			for i := range slab {
@@ -194,7 +196,6 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 					return nil, 0, errValue
 				}
 				m := &slab[i]
-				m.Mailbox = name
 				if m.decodeFrom(r) != nil || m.Name == "" {
 					return nil, 0, errValue
 				}
@@ -247,7 +248,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 					return nil, 0, errValue
 				}
 				msg = &slabs[i][r-firsts[i]-1]
-				m.Mailbox, m.Base = msg.Mailbox, msg.Base()
+				m.Mailbox, m.Base = slabMailboxes[i], msg.Base()
 			}
 			if rec.done() != nil {
 				return nil, 0, errValue

@@ -222,7 +222,7 @@ func (snap *Snapshot) add(k, v []byte) error {
 		if err != nil {
 			return err
 		}
-		m := &Message{Mailbox: mb}
+		m := &Message{}
 		if err := m.decode(v); err != nil {
 			return err
 		}
@@ -269,14 +269,19 @@ func (snap *Snapshot) add(k, v []byte) error {
 type Batch struct {
 	s   *Store
 	ops []op
+	// prefix is the key prefix of the mailbox messages were last put in
+	// (messages come by mailbox): their ops share it.
+	prefix        []byte
+	prefixMailbox string
 }
 
 type op struct {
 	key, val []byte // val nil: delete
 	// msg, when set, is a message to put, encoded only when the batch is
-	// committed (keeping a cold index's batch small). The caller must not
-	// change it until then; vmfs's engine changes messages only while it
-	// holds the lock under which it commits.
+	// committed (keeping a cold index's batch small); key is then its
+	// mailbox's key prefix. The caller must not change it until then;
+	// vmfs's engine changes messages only while it holds the lock under
+	// which it commits.
 	msg *Message
 }
 
@@ -289,8 +294,14 @@ func (b *Batch) del(k []byte)    { b.ops = append(b.ops, op{key: k}) }
 // ClearIncomplete removes the incomplete marker (see Commit).
 func (b *Batch) ClearIncomplete() { b.del(incompleteKey()) }
 
-// PutMessage records a message, as it is when the batch is committed.
-func (b *Batch) PutMessage(m *Message) { b.ops = append(b.ops, op{msg: m}) }
+// PutMessage records a message of a mailbox, as it is when the batch is
+// committed.
+func (b *Batch) PutMessage(mailbox string, m *Message) {
+	if b.prefix == nil || b.prefixMailbox != mailbox {
+		b.prefix, b.prefixMailbox = messagePrefix(mailbox), mailbox
+	}
+	b.ops = append(b.ops, op{key: b.prefix, msg: m})
+}
 
 // DeleteMessage forgets a message.
 func (b *Batch) DeleteMessage(mailbox, base string) { b.del(messageKey(mailbox, base)) }
@@ -428,7 +439,8 @@ func (s *Store) writeOps(ops []op) error {
 
 func apply(txn *badger.Txn, o op) error {
 	if o.msg != nil {
-		return txn.Set(messageKey(o.msg.Mailbox, o.msg.Base()), o.msg.encode())
+		k := make([]byte, 0, len(o.key)+len(o.msg.Name))
+		return txn.Set(append(append(k, o.key...), o.msg.Base()...), o.msg.encode())
 	}
 	if o.val == nil {
 		return txn.Delete(o.key)

@@ -18,12 +18,13 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := &Message{Mailbox: "Lists/Go", Name: "1.a,U=5:2,Sa", Size: 42, MTime: 1e18, NeedsHash: 7,
+	msg := &Message{Name: "1.a,U=5:2,Sa", Size: 42, MTime: 1e18, NeedsHash: 7,
 		Meta: &Meta{Sent: 1700000000, SentOffset: -18000, HasSent: true, ID: "x@y", References: []string{"a@b", "c@d"},
 			Headers: map[string][]string{"from": {"Jürgen <j@x>"}, "subject": {"", "two"}}}}
 	b := s.NewBatch()
-	b.PutMessage(msg)
-	b.PutMessage(&Message{Mailbox: "INBOX", Name: "2.b", New: true})
+	b.PutMessage("Lists/Go", msg)
+	b.PutMessage("INBOX", &Message{Name: "2.b", New: true})
+	b.PutMessage("Lists/Go", &Message{Name: "3.c:2,"}) // mailboxes interleaved
 	b.PutMailbox("Lists/Go", &MailboxState{CurMTime: 5, NewMTime: 6, Settled: true, NeedsHash: 7, Count: 1})
 	b.PutFolder("Unread", &FolderState{DefHash: 99, UIDValidity: 1234, NextUID: 3, Ticked: -5})
 	b.PutMember("Unread", &Member{UID: 2, Mailbox: "INBOX", Base: "2.b"})
@@ -44,6 +45,10 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if got := snap.Messages["Lists/Go"].Get("1.a,U=5"); !reflect.DeepEqual(got, msg) {
 		t.Errorf("message = %+v", got)
+	}
+	if snap.Messages["Lists/Go"].Len() != 2 || snap.Messages["INBOX"].Get("2.b") == nil {
+		t.Errorf("messages of interleaved mailboxes: %d in Lists/Go, INBOX's 2.b %v",
+			snap.Messages["Lists/Go"].Len(), snap.Messages["INBOX"].Get("2.b"))
 	}
 	if got := snap.Members["Unread"]; len(got) != 2 || got[0].UID != 1 || got[1].UID != 2 || got[0].Linger != 77 || !got[0].Written {
 		t.Errorf("members = %+v", got)
@@ -86,7 +91,7 @@ func TestBigBatchSplits(t *testing.T) {
 	defer s.Close()
 	b := s.NewBatch()
 	for i := 0; i < 200000; i++ {
-		b.PutMessage(&Message{Mailbox: "INBOX", Name: strings.Repeat("x", 40) + string(rune('a'+i%26)) + itoa(i) + ":2,"})
+		b.PutMessage("INBOX", &Message{Name: strings.Repeat("x", 40) + string(rune('a'+i%26)) + itoa(i) + ":2,"})
 	}
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
@@ -188,7 +193,7 @@ func TestSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := s.NewBatch()
-	b.PutMessage(&Message{Mailbox: "INBOX", Name: "1.a:2,S", Meta: &Meta{Headers: map[string][]string{"from": {"x"}}}})
+	b.PutMessage("INBOX", &Message{Name: "1.a:2,S", Meta: &Meta{Headers: map[string][]string{"from": {"x"}}}})
 	b.PutFolder("Unread", &FolderState{UIDValidity: 9, NextUID: 2})
 	b.PutMember("Unread", &Member{UID: 1, Mailbox: "INBOX", Base: "1.a"})
 	b.PutMailbox("INBOX", &MailboxState{Count: 1, Settled: true})
@@ -288,17 +293,17 @@ func TestSnapshotStringsShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	m := &Message{Mailbox: "INBOX", Name: "1.a.host:2,S", Size: 3, MTime: 4,
+	m := &Message{Name: "1.a.host:2,S", Size: 3, MTime: 4,
 		Meta: &Meta{ID: "<id@x>", Headers: map[string][]string{"from": {"Alice"}}}}
-	plain := &Message{Mailbox: "INBOX", Name: "2.b.host", Size: 1} // no info part
+	plain := &Message{Name: "2.b.host", Size: 1} // no info part
 	vk := [26]byte([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 	var lists []*Message // several mailboxes, one empty: members refer across them
 	for i := range 50 {
-		lists = append(lists, &Message{Mailbox: "Lists", Name: fmt.Sprintf("%d.l.host:2,", i)})
+		lists = append(lists, &Message{Name: fmt.Sprintf("%d.l.host:2,", i)})
 	}
 	want := &Snapshot{
 		Messages: map[string]*MessageSet{"INBOX": setOf(m, plain), "Lists": setOf(lists...), "Empty": setOf(),
-			"Sent": setOf(&Message{Mailbox: "Sent", Name: "9.s.host:2,S"})},
+			"Sent": setOf(&Message{Name: "9.s.host:2,S"})},
 		Mailboxes: map[string]*MailboxState{"INBOX": {CurMTime: 1}},
 		Folders:   map[string]*FolderState{"Unread": {DefHash: 1, UIDValidity: 2, NextUID: 3}},
 		Members: map[string][]*Member{"Unread": {{UID: 1, Mailbox: "INBOX", Base: "1.a.host"},
@@ -335,7 +340,7 @@ func TestSnapshotStringsShared(t *testing.T) {
 			t.Errorf("member %d's message = %+v", i, msg)
 		}
 	}
-	if unsafe.StringData(mems[0].Base) != unsafe.StringData(gm.Name) || unsafe.StringData(mems[0].Mailbox) != unsafe.StringData(gm.Mailbox) {
+	if unsafe.StringData(mems[0].Base) != unsafe.StringData(gm.Name) || unsafe.StringData(mems[0].Mailbox) != unsafe.StringData(mems[1].Mailbox) {
 		t.Error("a member's mailbox and base name are not its message's")
 	}
 }

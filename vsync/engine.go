@@ -735,7 +735,7 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			case m.Name != s.name || m.New != s.isNew || unstatted(m):
 				m.Name, m.New = s.name, s.isNew
 				m.Size, m.MTime = s.fi.Size(), s.fi.ModTime().UnixNano()
-				batch.PutMessage(m)
+				batch.PutMessage(mb.Name, m)
 				changed[k] = true
 			}
 		}
@@ -843,7 +843,7 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 			e.msgs[j.mb.Name] = &index.MessageSet{}
 		}
 		e.msgs[j.mb.Name].Put(j.out)
-		batch.PutMessage(j.out)
+		batch.PutMessage(j.mb.Name, j.out)
 		changed[key{j.mb.Name, j.base}] = true
 	}
 }
@@ -1015,7 +1015,7 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 				jobs = append(jobs, &extractJob{mb: mbs[i], ent: ent, base: base})
 			case m.Name != ent.Name || m.New != ent.New:
 				m.Name, m.New = ent.Name, ent.New
-				batch.PutMessage(m)
+				batch.PutMessage(sc.name, m)
 				changed[key{sc.name, base}] = true
 			}
 		}
@@ -1100,7 +1100,7 @@ func (e *Engine) confirmMissing(mb *mailbox, old *index.MessageSet, missing []st
 	var gone []string
 	for _, base := range missing {
 		m := old.Get(base)
-		if fi, err := os.Lstat(e.pathOf(m)); err == nil && fi.Mode().IsRegular() {
+		if fi, err := os.Lstat(e.pathOf(mb.Name, m)); err == nil && fi.Mode().IsRegular() {
 			found = append(found, maildir.Entry{New: m.New, Name: m.Name})
 		} else {
 			gone = append(gone, base)
@@ -1192,7 +1192,7 @@ func extract(mb *mailbox, ent maildir.Entry, needs query.Needs, needsHash uint32
 		}
 		return nil
 	}
-	m := &index.Message{Mailbox: mb.Name, Name: ent.Name, New: ent.New, Size: qm.Size,
+	m := &index.Message{Name: ent.Name, New: ent.New, Size: qm.Size,
 		MTime: qm.Received.UnixNano(), NeedsHash: needsHash}
 	mt := &index.Meta{Headers: qm.Headers, ID: qm.ID, References: qm.References}
 	if !qm.Sent.IsZero() {

@@ -606,9 +606,9 @@ func TestDeferredStat(t *testing.T) {
 	// size and date.
 	var seen []string
 	e.lockOpAny()
-	for _, ms := range e.msgs {
+	for name, ms := range e.msgs {
 		for m := range ms.All() {
-			if p := e.pathOf(m); unstatted(m) && !m.New && isBig[p] && len(seen) < 2 {
+			if p := e.pathOf(name, m); unstatted(m) && !m.New && isBig[p] && len(seen) < 2 {
 				seen = append(seen, p)
 			}
 		}

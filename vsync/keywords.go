@@ -130,11 +130,11 @@ func (e *Engine) folderLetters(f *folder, mailbox, name string) string {
 // shownName is a member's name in its folder: the folder's keyword
 // letters, and those still pending. e.op must be held.
 func (e *Engine) shownName(f *folder, mem *index.Member, m *index.Message, k vkey) string {
-	name := e.folderLetters(f, m.Mailbox, virtualName(f, mem, m, k))
+	name := e.folderLetters(f, mem.Mailbox, virtualName(f, mem, m, k))
 	if len(f.pendingKw) == 0 {
 		return name
 	}
-	if p := f.pendingKw[key{m.Mailbox, m.Base()}]; p != "" {
+	if p := f.pendingKw[key{mem.Mailbox, mem.Base}]; p != "" {
 		n, err := maildir.ParseName(name)
 		if err == nil {
 			n.Flags, n.HasInfo = maildir.NormFlags(n.Flags+p), true
@@ -210,14 +210,14 @@ func (e *Engine) KeywordsChanged(ctx context.Context, folderName string) error {
 			continue
 		}
 		n.Flags, n.HasInfo = maildir.NormFlags(n.Flags+add), true
-		src := e.pathOf(m)
+		src := e.pathOf(k.mailbox, m)
 		dst := filepath.Join(filepath.Dir(src), n.String())
 		if err := maildir.Rename(src, dst); err != nil {
 			slog.Warn("keyword not carried to the backend", "path", src, "err", err)
 			continue
 		}
 		m.Name = n.String()
-		b.PutMessage(m)
+		b.PutMessage(k.mailbox, m)
 		changed[k] = true
 		if still == "" {
 			delete(f.pendingKw, k)

@@ -69,31 +69,32 @@ func (f *folder) intervals() []time.Duration {
 	return out
 }
 
-// msgOf builds what a query looks at from an index record.
-func (e *Engine) msgOf(m *index.Message) *query.Msg {
+// msgOf builds what a query looks at from an index record of a mailbox.
+func (e *Engine) msgOf(mailbox string, m *index.Message) *query.Msg {
 	qm := &query.Msg{}
-	e.fillMsg(qm, m)
+	e.fillMsg(qm, mailbox, m)
 	return qm
 }
 
-// fillMsg sets qm to what a query looks at of an index record.
-func (e *Engine) fillMsg(qm *query.Msg, m *index.Message) {
+// fillMsg sets qm to what a query looks at of an index record of a
+// mailbox.
+func (e *Engine) fillMsg(qm *query.Msg, mailbox string, m *index.Message) {
 	flags := flagsOf(m.Name)
-	*qm = query.Msg{Mailbox: m.Mailbox, Flags: flags, Recent: m.New, Received: time.Unix(0, m.MTime), Size: m.Size}
+	*qm = query.Msg{Mailbox: mailbox, Flags: flags, Recent: m.New, Received: time.Unix(0, m.MTime), Size: m.Size}
 	if mt := m.Meta; mt != nil {
 		qm.Headers, qm.ID, qm.References = mt.Headers, mt.ID, mt.References
 		if mt.HasSent {
 			qm.Sent = time.Unix(mt.Sent, 0).In(time.FixedZone("", int(mt.SentOffset)))
 		}
 	}
-	if mb := e.mailboxes[m.Mailbox]; mb != nil {
+	if mb := e.mailboxes[mailbox]; mb != nil {
 		for _, l := range maildir.KeywordLetters(flags) {
 			if k, ok := mb.keywords[l]; ok {
 				qm.Keywords = append(qm.Keywords, k)
 			}
 		}
 		if e.needs.Body || e.needs.AllHeaders {
-			p := e.pathOf(m)
+			p := e.pathOf(mailbox, m)
 			textOf := e.textOf
 			if textOf == nil {
 				textOf = message.TextOf
@@ -103,8 +104,10 @@ func (e *Engine) fillMsg(qm *query.Msg, m *index.Message) {
 	}
 }
 
-func (e *Engine) pathOf(m *index.Message) string {
-	mb := e.mailboxes[m.Mailbox]
+// pathOf returns the path of a mailbox's message; "" if the mailbox is
+// gone.
+func (e *Engine) pathOf(mailbox string, m *index.Message) string {
+	mb := e.mailboxes[mailbox]
 	if mb == nil {
 		return ""
 	}
@@ -296,11 +299,11 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		}
 		msgs, keys, mems = append(msgs, m), append(keys, k), append(mems, mem)
 		if threads {
-			qms = append(qms, e.msgOf(m))
+			qms = append(qms, e.msgOf(k.mailbox, m))
 		} else {
 			// One scratch value: what a query sees is cheap to build
 			// and needs no keeping.
-			e.fillMsg(&scratch, m)
+			e.fillMsg(&scratch, k.mailbox, m)
 			res = append(res, f.rules[sel[k.mailbox]].Match(&scratch, now))
 		}
 	}
@@ -325,7 +328,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		mem := mems[i]
 		switch {
 		case res[i] && mem == nil:
-			if e.ensureStat(b, msgs[i]) {
+			if e.ensureStat(b, keys[i].mailbox, msgs[i]) {
 				added = append(added, i)
 			}
 		case res[i] && mem.Linger != 0 && !mem.Written:
@@ -349,8 +352,8 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		if a.MTime != c.MTime {
 			return a.MTime < c.MTime
 		}
-		if a.Mailbox != c.Mailbox {
-			return a.Mailbox < c.Mailbox
+		if ka, kc := keys[added[i]], keys[added[j]]; ka.mailbox != kc.mailbox {
+			return ka.mailbox < kc.mailbox
 		}
 		return a.Base() < c.Base()
 	})

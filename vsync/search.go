@@ -59,8 +59,8 @@ func (e *Engine) Search(q *query.Query, now time.Time) ([]SearchHit, error) {
 			continue // gone from the backend
 		}
 		for m := range ms.All() {
-			qm := e.msgOf(m)
-			p := e.pathOf(m)
+			qm := e.msgOf(name, m)
+			p := e.pathOf(name, m)
 			if n.Stat && unstatted(m) {
 				var st syscall.Stat_t
 				if syscall.Lstat(p, &st) != nil {

@@ -99,7 +99,7 @@ func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash ui
 	var paths []string
 	var qm query.Msg
 	for _, j := range jobs {
-		m := &index.Message{Mailbox: j.mb.Name, Name: j.ent.Name, New: j.ent.New, Size: -1, NeedsHash: needsHash}
+		m := &index.Message{Name: j.ent.Name, New: j.ent.New, Size: -1, NeedsHash: needsHash}
 		if old := e.msgs[j.mb.Name].Get(j.base); old != nil && !unstatted(old) {
 			m.Size, m.MTime = old.Size, old.MTime
 		}
@@ -107,9 +107,9 @@ func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash ui
 		if !unstatted(m) {
 			continue
 		}
-		e.fillMsg(&qm, m)
+		e.fillMsg(&qm, j.mb.Name, m)
 		for _, ff := range ffs {
-			if r, in := ff.sel[m.Mailbox]; in && ff.f.rules[r].Match(&qm, now) {
+			if r, in := ff.sel[j.mb.Name]; in && ff.f.rules[r].Match(&qm, now) {
 				want = append(want, j)
 				paths = append(paths, j.path())
 				break
@@ -154,16 +154,16 @@ func (e *Engine) mailboxNames() []string {
 // been done; false if its file is gone. e.op must be held: this is for the
 // few messages of an incremental change (a big sync stat()s in
 // deferStat).
-func (e *Engine) ensureStat(b *index.Batch, m *index.Message) bool {
+func (e *Engine) ensureStat(b *index.Batch, mailbox string, m *index.Message) bool {
 	if !unstatted(m) {
 		return true
 	}
-	fi, err := os.Lstat(e.pathOf(m))
+	fi, err := os.Lstat(e.pathOf(mailbox, m))
 	if err != nil || !fi.Mode().IsRegular() {
 		return false
 	}
 	m.Size, m.MTime = fi.Size(), fi.ModTime().UnixNano()
-	b.PutMessage(m)
+	b.PutMessage(mailbox, m)
 	return true
 }
 
@@ -198,8 +198,14 @@ func (e *Engine) Fill(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// mailboxMsg is a message with its mailbox's name.
+type mailboxMsg struct {
+	mailbox string
+	m       *index.Message
+}
+
 // fillTodo returns the messages Fill is to stat().
-func (e *Engine) fillTodo() ([]*index.Message, error) {
+func (e *Engine) fillTodo() ([]mailboxMsg, error) {
 	if err := e.lockOp(); err != nil {
 		return nil, err
 	}
@@ -217,11 +223,11 @@ func (e *Engine) fillTodo() ([]*index.Message, error) {
 			}
 		}
 	}
-	var todo []*index.Message
+	var todo []mailboxMsg
 	for mb := range need {
 		for m := range e.msgs[mb].All() {
 			if unstatted(m) {
-				todo = append(todo, m)
+				todo = append(todo, mailboxMsg{mb, m})
 			}
 		}
 	}
@@ -234,27 +240,28 @@ func (e *Engine) setFillPending() {
 	e.fillPending = true
 }
 
-func (e *Engine) fillChunk(ctx context.Context, chunk []*index.Message) (int, error) {
+func (e *Engine) fillChunk(ctx context.Context, chunk []mailboxMsg) (int, error) {
 	if err := e.lockOp(); err != nil {
 		return 0, err
 	}
 	defer e.op.Unlock()
 	paths := make([]string, len(chunk))
-	for i, m := range chunk {
-		paths[i] = e.pathOf(m)
+	for i, c := range chunk {
+		paths[i] = e.pathOf(c.mailbox, c.m)
 	}
 	size, mtime, ok := lstatAll(ctx, paths, nil)
 	b := e.store.NewBatch()
 	changed := map[key]bool{}
-	for i, m := range chunk {
+	for i, c := range chunk {
 		// Still the same record, at the same place: e.op kept syncs out,
 		// but check rather than trust.
-		if !ok[i] || e.msgs[m.Mailbox].Get(m.Base()) != m || !unstatted(m) || e.pathOf(m) != paths[i] {
+		m := c.m
+		if !ok[i] || e.msgs[c.mailbox].Get(m.Base()) != m || !unstatted(m) || e.pathOf(c.mailbox, m) != paths[i] {
 			continue
 		}
 		m.Size, m.MTime = size[i], mtime[i]
-		b.PutMessage(m)
-		changed[key{m.Mailbox, m.Base()}] = true
+		b.PutMessage(c.mailbox, m)
+		changed[key{c.mailbox, m.Base()}] = true
 	}
 	if err := e.commitLocked(b, changed, nil); err != nil {
 		return 0, err

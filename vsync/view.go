@@ -155,7 +155,7 @@ func (e *Engine) ventOf(f *folder, mem *index.Member, m *index.Message, k vkey) 
 	// A virtual base is a hash (about 50 bytes) or a client's name (a
 	// file name: at most 255 bytes); it fits baseLen.
 	base := maildir.BaseOf(name)
-	return &vent{uid: mem.UID, new: m.New, baseLen: uint16(len(base)), name: name, mb: e.refOf(m.Mailbox),
+	return &vent{uid: mem.UID, new: m.New, baseLen: uint16(len(base)), name: name, mb: e.refOf(mem.Mailbox),
 		file: m.Name, size: m.Size, mtime: m.MTime}
 }
 

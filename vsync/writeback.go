@@ -88,7 +88,7 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 		return Entry{}, err
 	}
 	mb := e.mailboxes[k.mailbox]
-	src := e.pathOf(m)
+	src := e.pathOf(k.mailbox, m)
 	var pending string
 	if mb != nil {
 		nn.Flags, pending = e.backendLetters(f, mb, nn.Flags) // the folder's keyword letters → the mailbox's
@@ -124,7 +124,7 @@ func (e *Engine) SetFlags(ctx context.Context, folderName, vname string, fromNew
 	}
 	m.Name, m.New = n.String(), toNew
 	b := e.store.NewBatch()
-	b.PutMessage(m)
+	b.PutMessage(k.mailbox, m)
 	if err := e.commitLocked(b, map[key]bool{k: true}, nil); err != nil {
 		return Entry{}, err
 	}
@@ -150,7 +150,7 @@ func (e *Engine) Delete(ctx context.Context, folderName, vname string, inNew boo
 		return err
 	}
 	mb := e.mailboxes[k.mailbox]
-	src := e.pathOf(m)
+	src := e.pathOf(k.mailbox, m)
 	if mb == nil {
 		return fmt.Errorf("mailbox %s: %w", k.mailbox, ErrNotFound)
 	}
@@ -307,7 +307,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	}
 	var priorPath string
 	if prior != nil {
-		priorPath = e.pathOf(prior)
+		priorPath = e.pathOf(save, prior) // prior is a message of save (see above)
 	}
 	if save == "" {
 		return Entry{}, fmt.Errorf("folder %s: %w", folderName, ErrNoSave)
@@ -316,7 +316,7 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 		if !sameContent(priorPath, r) {
 			return Entry{}, fmt.Errorf("deliver %s/%s: another message has that name: %w", folderName, vbase, maildir.ErrExist)
 		}
-		return e.showWritten(folderName, prior, vbase, nil)
+		return e.showWritten(folderName, save, prior, vbase, nil)
 	}
 	if mb == nil {
 		dir, err := e.mailboxDir(save)
@@ -356,12 +356,12 @@ func (e *Engine) Deliver(ctx context.Context, folderName, name string, r io.Read
 	}
 	e.msgs[save].Put(m)
 	b := e.store.NewBatch()
-	b.PutMessage(m)
+	b.PutMessage(save, m)
 	touched := e.update(b, map[key]bool{k: true}, false)
 	if marked == "" {
 		vbase = ""
 	}
-	return e.showWritten(folderName, m, vbase, &deliveryBatch{b, touched})
+	return e.showWritten(folderName, save, m, vbase, &deliveryBatch{b, touched})
 }
 
 // deliveryBatch is the part of a delivery's index change made before
@@ -371,20 +371,20 @@ type deliveryBatch struct {
 	touched []string
 }
 
-// showWritten makes a delivered message a member of the folder (written
+// showWritten makes a delivered message of mailbox a member of the folder (written
 // into it: listed until the linger ends even if it does not match) under
 // the client's name vbase (if not empty), commits and notifies. e.op must
 // be held.
-func (e *Engine) showWritten(folderName string, m *index.Message, vbase string, db *deliveryBatch) (Entry, error) {
+func (e *Engine) showWritten(folderName, mailbox string, m *index.Message, vbase string, db *deliveryBatch) (Entry, error) {
 	if db == nil {
 		db = &deliveryBatch{b: e.store.NewBatch()}
 	}
 	b, touched := db.b, db.touched
 	f := e.folders[folderName]
-	k := key{m.Mailbox, m.Base()}
+	k := key{mailbox, m.Base()}
 	mem := f.members.Get(k.mailbox, k.base)
 	if mem == nil {
-		mem = &index.Member{UID: f.state.NextUID, Mailbox: m.Mailbox, Base: m.Base(), Written: true,
+		mem = &index.Member{UID: f.state.NextUID, Mailbox: k.mailbox, Base: k.base, Written: true,
 			Linger: e.cfg.Now().Add(e.cfg.Linger).UnixNano()}
 		f.state.NextUID++
 		f.members.Put(mem)
