@@ -35,7 +35,7 @@ import (
 // Engine is what the view needs from the sync engine.
 type Engine interface {
 	Folders() []string
-	Names(folder string) ([]vsync.NameEntry, uint64, error)
+	View(folder string) (*vsync.View, error)
 	Gen(folder string) uint64
 	Lookup(folder, name string, inNew bool) (vsync.Entry, error)
 	Get(folder, vbase string) (vsync.Entry, error)

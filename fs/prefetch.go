@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"vmfs/internal/maildir"
+	"vmfs/vsync"
 )
 
 // Reading ahead of a client that opens a folder's messages one by one
@@ -26,10 +27,8 @@ const (
 // prefetch is one directory's read-ahead state.
 type prefetch struct {
 	mu    sync.Mutex
-	gen   uint64         // the listing generation order belongs to
-	order []string       // virtual base names in listing order
-	pos   map[string]int // index in order
-	ahead int            // order[:ahead] was handed to the prefetchers
+	last  uint32 // UID of the message last asked for
+	ahead uint32 // the messages up to this UID were handed to the prefetchers
 }
 
 type prefetchJob struct{ folder, vbase string }
@@ -57,42 +56,45 @@ func (r *Root) startPrefetchers() {
 }
 
 // readAheadOf is told that the kernel wants vbase of directory d from the
-// daemon: it queues the messages after it in the listing that were not
-// queued yet.
+// daemon: it queues the next messages of the listing (UID order) that were
+// not queued yet. A client that goes back starts the window again.
 func (d *msgDir) readAheadOf(vbase string) {
 	jobs := d.fd.root.prefetchJobs
 	if jobs == nil {
 		return
 	}
-	p := &d.pf
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if gen := d.eng().Gen(d.folder()); p.order == nil || gen != p.gen {
-		l, lgen, err := d.eng().Names(d.folder())
-		if err != nil {
-			return
-		}
-		p.gen, p.order, p.pos, p.ahead = lgen, p.order[:0], map[string]int{}, 0
-		for _, e := range l {
-			if e.New == d.isNew {
-				b := maildir.BaseOf(e.Name)
-				p.pos[b] = len(p.order)
-				p.order = append(p.order, b)
-			}
-		}
+	v, err := d.eng().View(d.folder())
+	if err != nil {
+		return
 	}
-	i, ok := p.pos[vbase]
+	uid, ok := v.UIDOf(vbase)
 	if !ok {
 		return
 	}
-	if i+1 > p.ahead || i+readAhead < p.ahead-2*readAhead { // past the window, or the client went back
-		p.ahead = i + 1
+	p := &d.pf
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if uid < p.last || uid >= p.ahead {
+		p.ahead = uid
 	}
-	for ; p.ahead < len(p.order) && p.ahead <= i+readAhead; p.ahead++ {
-		select {
-		case jobs <- prefetchJob{d.folder(), p.order[p.ahead]}:
-		default:
-			return // the prefetchers are behind: the client catches up
+	p.last = uid
+	n := 0
+	v.Scan(uid, func(e vsync.NameEntry) bool {
+		if e.New != d.isNew {
+			return true
 		}
-	}
+		if n++; n > readAhead {
+			return false
+		}
+		if e.UID <= p.ahead {
+			return true
+		}
+		select {
+		case jobs <- prefetchJob{d.folder(), maildir.BaseOf(e.Name)}:
+			p.ahead = e.UID
+			return true
+		default:
+			return false // the prefetchers are behind: the client catches up
+		}
+	})
 }

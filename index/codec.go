@@ -171,15 +171,23 @@ func (mt *Meta) empty() bool {
 	return !mt.HasSent && mt.Sent == 0 && mt.SentOffset == 0 && mt.ID == "" && len(mt.References) == 0 && len(mt.Headers) == 0
 }
 
-func (m *Message) encode() []byte {
+var noMeta Meta
+
+func (m *Message) encode() []byte { return m.appendEncoded(make([]byte, 0, 32+len(m.Name))) }
+
+// appendEncoded appends the message's encoding to b.
+func (m *Message) appendEncoded(b []byte) []byte {
 	mt := m.Meta
 	if mt == nil {
-		mt = &Meta{}
+		mt = &noMeta
 	}
-	e := enc(make([]byte, 0, 32+len(m.Name))).str(m.Name).bool(m.New).varint(m.Size).varint(m.MTime).uvarint(uint64(m.NeedsHash)).
+	e := enc(b).str(m.Name).bool(m.New).varint(m.Size).varint(m.MTime).uvarint(uint64(m.NeedsHash)).
 		varint(mt.Sent).varint(int64(mt.SentOffset)).bool(mt.HasSent).str(mt.ID).uvarint(uint64(len(mt.References)))
 	for _, r := range mt.References {
 		e = e.str(r)
+	}
+	if len(mt.Headers) == 0 {
+		return e.uvarint(0)
 	}
 	names := make([]string, 0, len(mt.Headers))
 	for k := range mt.Headers {

@@ -308,35 +308,39 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 	w.Write(hdr)
 	rec := func(typ byte, payload []byte) {
 		w.WriteByte(typ)
-		w.Write(binary.AppendUvarint(nil, uint64(len(payload))))
+		var n [binary.MaxVarintLen64]byte
+		w.Write(n[:binary.PutUvarint(n[:], uint64(len(payload)))])
 		w.Write(payload)
 	}
-	// The members in UID order (read back so) with their messages, which
-	// are numbered as they are written.
-	memberMsgs := make(map[string][]*Message, len(snap.Members))
-	ref := map[*Message]uint64{}
+	// The members in UID order (read back so) refer to their messages by
+	// the ordinals the messages are written with.
+	total := 0
 	for name, ms := range snap.Members {
 		if !sort.SliceIsSorted(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID }) {
 			sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
 			delete(snap.MemberKeys, name) // no longer in Members' order
 		}
-		msgs := make([]*Message, len(ms))
-		for i, m := range ms {
-			if msgs[i] = snap.Messages[m.Mailbox].Get(m.Base); msgs[i] != nil {
-				ref[msgs[i]] = 0
+		total += len(ms)
+	}
+	ref := make(map[*Message]uint64, total)
+	for _, ms := range snap.Members {
+		for _, m := range ms {
+			if msg := snap.Messages[m.Mailbox].Get(m.Base); msg != nil {
+				ref[msg] = 0
 			}
 		}
-		memberMsgs[name] = msgs
 	}
+	var buf []byte // one buffer for every record
 	n := uint64(0)
 	for mb, ms := range snap.Messages {
-		rec('M', enc(nil).str(mb).uvarint(uint64(ms.Len())))
+		rec('M', enc(buf[:0]).str(mb).uvarint(uint64(ms.Len())))
 		for m := range ms.All() {
 			n++
 			if _, ok := ref[m]; ok {
 				ref[m] = n
 			}
-			rec('m', m.encode())
+			buf = m.appendEncoded(buf[:0])
+			rec('m', buf)
 		}
 	}
 	for mb, st := range snap.Mailboxes {
@@ -355,12 +359,16 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 			if keys != nil && string(keys[i*KeyLen:(i+1)*KeyLen]) != string(zeroKey[:]) {
 				vk = keys[i*KeyLen : (i+1)*KeyLen]
 			}
-			r := ref[memberMsgs[name][i]] // 0 for nil
-			e := enc(nil).str(name).uvarint(uint64(m.UID)).str(string(vk)).uvarint(r).varint(m.Linger).bool(m.Written).str(m.Name)
+			var r uint64 // 0: no message
+			if msg := snap.Messages[m.Mailbox].Get(m.Base); msg != nil {
+				r = ref[msg]
+			}
+			e := enc(buf[:0]).str(name).uvarint(uint64(m.UID)).str(string(vk)).uvarint(r).varint(m.Linger).bool(m.Written).str(m.Name)
 			if r == 0 {
 				e = e.str(m.Mailbox).str(m.Base)
 			}
-			rec('u', e)
+			buf = e
+			rec('u', buf)
 		}
 	}
 	w.WriteByte(0)

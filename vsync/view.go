@@ -83,16 +83,27 @@ type View struct {
 	t           ventTrees
 }
 
-// Names returns the listing in UID order: a new slice each time (the
-// filesystem keeps what it lists per generation; the View keeps only its
-// trees).
-func (v *View) Names() []NameEntry {
-	names := make([]NameEntry, 0, v.t.uid.Len())
-	v.t.uid.Ascend(func(e *vent) bool {
-		names = append(names, NameEntry{UID: e.uid, Name: e.name, New: e.new})
-		return true
+// Gen is the View's generation: it changes whenever the listing does.
+func (v *View) Gen() uint64 { return v.gen }
+
+// Scan calls fn with the entries whose UID is above after, in UID order,
+// until fn returns false. The View does not change: a listing read in
+// pieces (a directory stream) is one picture of the folder.
+func (v *View) Scan(after uint32, fn func(NameEntry) bool) {
+	if after == ^uint32(0) {
+		return
+	}
+	v.t.uid.AscendGreaterOrEqual(&vent{uid: after + 1}, func(e *vent) bool {
+		return fn(NameEntry{UID: e.uid, Name: e.name, New: e.new})
 	})
-	return names
+}
+
+// UIDOf returns the UID of the entry whose virtual base name is vbase.
+func (v *View) UIDOf(vbase string) (uint32, bool) {
+	if e := v.t.byBase(vbase); e != nil {
+		return e.uid, true
+	}
+	return 0, false
 }
 
 // byBase returns the entry whose virtual base name is vbase.
@@ -352,15 +363,9 @@ func (vs *views) get(name string) *View {
 	return vs.folders[name]
 }
 
-// Names returns a folder's listing, names only, in UID order, and the
-// generation it belongs to (see Gen). It takes no lock.
-func (e *Engine) Names(folderName string) ([]NameEntry, uint64, error) {
-	v, err := e.view(folderName)
-	if err != nil {
-		return nil, 0, err
-	}
-	return v.Names(), v.gen, nil
-}
+// View returns the published View of a folder: what the filesystem lists.
+// It takes no lock.
+func (e *Engine) View(folderName string) (*View, error) { return e.view(folderName) }
 
 // Gen returns a number that changes whenever the folder's listing changes.
 func (e *Engine) Gen(folderName string) uint64 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestReadsNeverWaitForBodies(t *testing.T) {
 	read := make(chan string, 1)
 	go func() {
 		for _, folder := range []string{"All", "Body"} {
-			l, gen, err := e.Names(folder)
+			l, gen, err := e.names(folder)
 			if err != nil || len(l) != 1 || gen == 0 {
 				read <- fmt.Sprintf("%s: listing %d entries, generation %d: %v", folder, len(l), gen, err)
 				return
@@ -83,8 +84,70 @@ func TestReadsNeverWaitForBodies(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, folder := range []string{"All", "Body"} {
-		if l, _, _ := e.Names(folder); len(l) != 2 {
+		if l, _, _ := e.names(folder); len(l) != 2 {
 			t.Errorf("%s lists %d messages after the sync, want 2", folder, len(l))
 		}
+	}
+}
+
+// names returns a folder's listing and its generation, as the filesystem
+// reads it (View.Scan).
+func (e *Engine) names(folder string) ([]NameEntry, uint64, error) {
+	v, err := e.View(folder)
+	if err != nil {
+		return nil, 0, err
+	}
+	var l []NameEntry
+	v.Scan(0, func(n NameEntry) bool {
+		l = append(l, n)
+		return true
+	})
+	return l, v.Gen(), nil
+}
+
+// TestViewScan: Scan goes on after any UID, stops when told, and a View
+// already taken does not change when the folder does.
+func TestViewScan(t *testing.T) {
+	f := newFixture(t, 50)
+	e := f.open([]Folder{{Name: "All", Mailboxes: []string{"*"}, Query: "ALL"}})
+	v, err := e.View("All")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _, _ := e.names("All")
+	if len(all) < 50 {
+		t.Fatalf("%d entries", len(all))
+	}
+	for _, after := range []uint32{0, all[0].UID, all[9].UID, all[len(all)-1].UID, ^uint32(0)} {
+		var got []uint32
+		v.Scan(after, func(n NameEntry) bool {
+			got = append(got, n.UID)
+			return len(got) < 5
+		})
+		var want []uint32
+		for _, n := range all {
+			if n.UID > after && len(want) < 5 {
+				want = append(want, n.UID)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Scan(%d) = %v, want %v", after, got, want)
+		}
+	}
+	if uid, ok := v.UIDOf(all[3].Name[:strings.IndexByte(all[3].Name, ':')]); !ok || uid != all[3].UID {
+		t.Errorf("UIDOf(%q) = %d, %v", all[3].Name, uid, ok)
+	}
+	gen := v.Gen()
+	writeMsg(t, filepath.Join(f.root, "cur", "9999999999.new.host:2,S"), "Subject: n\n\nx\n")
+	if err := e.MailboxChanged(context.Background(), "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	v.Scan(0, func(NameEntry) bool { n++; return true })
+	if n != len(all) || v.Gen() != gen {
+		t.Errorf("a View taken before a delivery lists %d (gen %d), want %d (gen %d)", n, v.Gen(), len(all), gen)
+	}
+	if now, g, _ := e.names("All"); len(now) != len(all)+1 || g == gen {
+		t.Errorf("the folder now lists %d (gen %d), want %d and a new generation", len(now), g, len(all)+1)
 	}
 }
