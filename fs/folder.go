@@ -339,8 +339,8 @@ func (d *msgDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 type viewStream struct {
 	d     *msgDir
 	v     *vsync.View
-	pos   uint64          // offset of the last entry handed out
-	buf   []fuse.DirEntry // read ahead; buf[next:] not handed out yet
+	pos   uint64            // offset of the last entry handed out
+	buf   []vsync.NameEntry // read ahead; buf[next:] not handed out yet
 	next  int
 	ended bool // the View has no entry after buf
 }
@@ -358,41 +358,34 @@ func (s *viewStream) rewind() syscall.Errno {
 	return 0
 }
 
-// fill reads the next entries of the stream's directory (cur/ or new/)
-// from the View.
-func (s *viewStream) fill() {
-	s.buf, s.next = s.buf[:0], 0
-	if s.pos < 2 {
-		s.buf = append(s.buf, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Off: 1},
-			fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Off: 2})
-		s.next = int(s.pos)
-		return
-	}
-	s.ended = true
-	s.v.Scan(uint32(min(s.pos-2, uint64(^uint32(0)))), func(e vsync.NameEntry) bool {
-		if len(s.buf) == streamBatch {
-			s.ended = false
-			return false
-		}
-		if e.New == s.d.isNew {
-			s.buf = append(s.buf, fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: s.d.fd.msgIno(e.UID), Off: 2 + uint64(e.UID)})
-		}
-		return true
-	})
-}
-
 func (s *viewStream) HasNext() bool {
+	if s.pos < 2 {
+		return true // "." and ".."
+	}
 	if s.next == len(s.buf) && !s.ended {
-		s.fill() // the next batch (at most one: a batch ends only when full)
+		if s.buf == nil {
+			s.buf = make([]vsync.NameEntry, 0, streamBatch)
+		}
+		var more bool
+		s.buf, more = s.v.List(uint32(min(s.pos-2, uint64(^uint32(0)))), s.d.isNew, s.buf[:0])
+		s.next, s.ended = 0, !more
 	}
 	return s.next < len(s.buf)
 }
 
 func (s *viewStream) Next() (fuse.DirEntry, syscall.Errno) {
-	e := s.buf[s.next]
+	switch s.pos {
+	case 0:
+		s.pos = 1
+		return fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Off: 1}, 0
+	case 1:
+		s.pos = 2
+		return fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Off: 2}, 0
+	}
+	e := &s.buf[s.next]
 	s.next++
-	s.pos = e.Off
-	return e, 0
+	s.pos = 2 + uint64(e.UID)
+	return fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: s.d.fd.msgIno(e.UID), Off: s.pos}, 0
 }
 
 func (s *viewStream) Seekdir(ctx context.Context, off uint64) syscall.Errno {

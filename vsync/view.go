@@ -98,6 +98,27 @@ func (v *View) Scan(after uint32, fn func(NameEntry) bool) {
 	})
 }
 
+// List appends to out, up to its capacity, the entries of new/ (isNew) or
+// cur/ whose UID is above after, in UID order; more reports whether
+// entries are left after those (Scan, for a directory stream).
+func (v *View) List(after uint32, isNew bool, out []NameEntry) (_ []NameEntry, more bool) {
+	if after == ^uint32(0) {
+		return out, false
+	}
+	v.t.uid.AscendGreaterOrEqual(&vent{uid: after + 1}, func(e *vent) bool {
+		if e.new != isNew {
+			return true
+		}
+		if len(out) == cap(out) {
+			more = true
+			return false
+		}
+		out = append(out, NameEntry{UID: e.uid, Name: e.name, New: e.new})
+		return true
+	})
+	return out, more
+}
+
 // UIDOf returns the UID of the entry whose virtual base name is vbase.
 func (v *View) UIDOf(vbase string) (uint32, bool) {
 	if e := v.t.byBase(vbase); e != nil {

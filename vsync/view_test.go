@@ -109,6 +109,9 @@ func (e *Engine) names(folder string) ([]NameEntry, uint64, error) {
 // already taken does not change when the folder does.
 func TestViewScan(t *testing.T) {
 	f := newFixture(t, 50)
+	for i := range 8 { // some in new/
+		writeMsg(t, filepath.Join(f.root, "new", fmt.Sprintf("%d.n%d.host", 1800000000+i, i)), "Subject: n\n\nx\n")
+	}
 	e := f.open([]Folder{{Name: "All", Mailboxes: []string{"*"}, Query: "ALL"}})
 	v, err := e.View("All")
 	if err != nil {
@@ -132,6 +135,32 @@ func TestViewScan(t *testing.T) {
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("Scan(%d) = %v, want %v", after, got, want)
+		}
+	}
+	for _, isNew := range []bool{false, true} {
+		var want []NameEntry
+		for _, n := range all {
+			if n.New == isNew && n.UID > all[4].UID {
+				want = append(want, n)
+			}
+		}
+		if len(want) == 0 {
+			t.Fatalf("no entry in new/ = %v after the fifth", isNew)
+		}
+		var got []NameEntry
+		for after, more := all[4].UID, true; more; {
+			var l []NameEntry
+			l, more = v.List(after, isNew, make([]NameEntry, 0, 3))
+			if len(l) == 0 && more {
+				t.Fatal("List: nothing, and more")
+			}
+			got = append(got, l...)
+			if len(l) > 0 {
+				after = l[len(l)-1].UID
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("List(isNew %v) in threes = %v, want %v", isNew, got, want)
 		}
 	}
 	if uid, ok := v.UIDOf(all[3].Name[:strings.IndexByte(all[3].Name, ':')]); !ok || uid != all[3].UID {
