@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -31,7 +32,10 @@ var ErrDamaged = errors.New("index damaged")
 type Store struct {
 	db  *badger.DB
 	dir string
-	gen uint64 // the generation of the last commit; the engine is the one writer
+	// mapDir is dir as the kernel names the files mapped from it (see
+	// releaseMapped).
+	mapDir string
+	gen    uint64 // the generation of the last commit; the engine is the one writer
 	// loadedGen is the generation of the snapshot OpenLoaded used (0:
 	// none): while gen is still that, the file on disk is current.
 	loadedGen uint64
@@ -82,7 +86,12 @@ func Open(dir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("%w: open %s: %v", ErrDamaged, dir, err)
 	}
-	s := &Store{db: db, dir: dir}
+	s := &Store{db: db, dir: dir, mapDir: dir}
+	if abs, err := filepath.Abs(dir); err == nil {
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			s.mapDir = real
+		}
+	}
 	v, err := s.version()
 	if err == nil {
 		s.gen, err = s.generation()
@@ -346,7 +355,7 @@ func (b *Batch) Commit() error {
 	// Every change moves the generation on, which makes an older
 	// snapshot stale.
 	b.s.gen++
-	ops := append([]op{{key: generationKey(), val: binary.BigEndian.AppendUint64(nil, b.s.gen)}}, b.ops...)
+	ops := b.ops // not copied behind the generation: a cold index's batch is big
 	b.ops = nil
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
@@ -363,6 +372,11 @@ func (b *Batch) Commit() error {
 		defer slog.Info("space is back: the held index changes are written", "dir", b.s.dir)
 	}
 	return b.s.writeOps(ops)
+}
+
+// generationOp sets the generation key to the store's generation.
+func (s *Store) generationOp() op {
+	return op{key: generationKey(), val: binary.BigEndian.AppendUint64(nil, s.gen)}
 }
 
 // Flush writes the changes held while space was short, if there is space
@@ -386,11 +400,17 @@ func (s *Store) Holding() bool {
 	return len(s.held) > 0
 }
 
-// writeOps writes ops in one transaction, or in marked parts when they
-// are too many for one.
+// writeOps writes ops and the store's generation in one transaction, or
+// in marked parts when they are too many for one (the generation with the
+// mark, first: a part written makes the snapshot stale).
 func (s *Store) writeOps(ops []op) error {
+	defer s.releaseMapped()
 	b := &Batch{s: s}
+	gen := s.generationOp()
 	err := b.s.db.Update(func(txn *badger.Txn) error {
+		if err := apply(txn, gen); err != nil {
+			return err
+		}
 		for _, o := range ops {
 			if err := apply(txn, o); err != nil {
 				return err
@@ -405,7 +425,12 @@ func (s *Store) writeOps(ops []op) error {
 		return nil
 	}
 	// Too big: nothing was written. Write it in parts, marked.
-	if err := b.s.db.Update(func(txn *badger.Txn) error { return txn.Set(incompleteKey(), []byte{1}) }); err != nil {
+	if err := b.s.db.Update(func(txn *badger.Txn) error {
+		if err := apply(txn, gen); err != nil {
+			return err
+		}
+		return txn.Set(incompleteKey(), []byte{1})
+	}); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
 	for len(ops) > 0 {
@@ -430,6 +455,7 @@ func (s *Store) writeOps(ops []op) error {
 			return fmt.Errorf("index: commit: a single change is too big")
 		}
 		ops = ops[n:]
+		s.releaseMapped() // a big change flushes memtables into tables as it goes
 	}
 	if err := b.s.db.Update(func(txn *badger.Txn) error { return txn.Delete(incompleteKey()) }); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
