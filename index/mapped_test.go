@@ -47,7 +47,7 @@ func TestCommitReleasesMappedPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 60000 // about 9 MB of records: two memtables flushed to tables
+	const n = 60000    // about 9 MB of records: two memtables flushed to tables
 	for w := range 2 { // small commits, then one big one (written in parts)
 		step := 1000
 		if w == 1 {
