@@ -236,7 +236,7 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 			}
 		}
 		rebuild := f.rebuild
-		if f.apply(e, b, cand, sel, now, changed, f.rebuild) {
+		if f.apply(e, b, cand, sel, now, f.rebuild) {
 			f.invalidate()
 			if !slices.Contains(touched, fname) {
 				touched = append(touched, fname)
@@ -261,7 +261,7 @@ type candidate struct {
 // listing changed. A message that stops matching lingers, unless the
 // folder's definition changed (rebuild): then it leaves at once, as
 // Dovecot drops every message when a definition is edited.
-func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[string]int, now time.Time, changed map[key]bool, rebuild bool) bool {
+func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[string]int, now time.Time, rebuild bool) bool {
 	if f.threads() { // threads are built in a fixed order
 		sort.Slice(cand, func(i, j int) bool {
 			a, c := cand[i].k, cand[j].k
@@ -269,9 +269,10 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		})
 	}
 	threads := f.threads()
-	// Sized once: a cold index evaluates a million candidates. mems[i]
-	// is keys[i]'s member (nil: none), looked up once.
-	msgs, keys := make([]*index.Message, 0, len(cand)), make([]key, 0, len(cand))
+	// The candidates evaluated are kept in place (cand[:n], each with its
+	// record), and mems[i] is cand[i]'s member (nil: none), looked up once;
+	// sized once: a cold index evaluates a million candidates.
+	kept := cand[:0]
 	mems := make([]*index.Member, 0, len(cand))
 	var qms []*query.Msg // threads: every candidate's, for MatchAll
 	var res []bool
@@ -297,7 +298,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		if f.needsStat && unstatted(m) && mem == nil {
 			continue // taken, if it matches, once Fill has stat()ed it
 		}
-		msgs, keys, mems = append(msgs, m), append(keys, k), append(mems, mem)
+		kept, mems = append(kept, candidate{k, m}), append(mems, mem)
 		if threads {
 			qms = append(qms, e.msgOf(k.mailbox, m))
 		} else {
@@ -313,8 +314,8 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		for r, q := range f.rules {
 			var idx []int
 			var set []*query.Msg
-			for i, k := range keys {
-				if sel[k.mailbox] == r {
+			for i, c := range kept {
+				if sel[c.k.mailbox] == r {
 					idx, set = append(idx, i), append(set, qms[i])
 				}
 			}
@@ -324,11 +325,11 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		}
 	}
 	var added []int // indexes of the candidates that become members
-	for i, k := range keys {
-		mem := mems[i]
+	for i, c := range kept {
+		k, mem := c.k, mems[i]
 		switch {
 		case res[i] && mem == nil:
-			if e.ensureStat(b, keys[i].mailbox, msgs[i]) {
+			if e.ensureStat(b, k.mailbox, c.m) {
 				added = append(added, i)
 			}
 		case res[i] && mem.Linger != 0 && !mem.Written:
@@ -348,17 +349,17 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 	}
 	// New members get ascending UIDs by received date, then name.
 	sort.Slice(added, func(i, j int) bool {
-		a, c := msgs[added[i]], msgs[added[j]]
+		a, c := kept[added[i]].m, kept[added[j]].m
 		if a.MTime != c.MTime {
 			return a.MTime < c.MTime
 		}
-		if ka, kc := keys[added[i]], keys[added[j]]; ka.mailbox != kc.mailbox {
+		if ka, kc := kept[added[i]].k, kept[added[j]].k; ka.mailbox != kc.mailbox {
 			return ka.mailbox < kc.mailbox
 		}
 		return a.Base() < c.Base()
 	})
 	for _, i := range added {
-		k := keys[i]
+		k := kept[i].k
 		mem := &index.Member{UID: f.state.NextUID, Mailbox: k.mailbox, Base: k.base}
 		f.state.NextUID++
 		// A message delivered through vmfs keeps its client's name, also
@@ -384,7 +385,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		e.showAll(f)
 	} else {
 		for i, mem := range mems {
-			if mem != nil && e.show(f, mem, msgs[i]) {
+			if mem != nil && e.show(f, mem, kept[i].m) {
 				touched = true
 			}
 		}
@@ -507,7 +508,7 @@ func (e *Engine) Tick() error {
 			// evaluation up to now changed nothing that is not in this
 			// tick's batch.
 			f.lastTick, f.state.Ticked = now, now.UnixNano()
-			t = f.apply(e, b, cand, sel, now, nil, false)
+			t = f.apply(e, b, cand, sel, now, false)
 		} else {
 			t = f.expire(b, now, false)
 		}

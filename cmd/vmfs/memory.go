@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 )
 
 // The daemon holds every backend message's record in memory, and garbage
@@ -33,11 +34,14 @@ const (
 // of them before a warm mount at 100,000 messages). A cold index is built
 // after that, with GOGC as usual. A GOGC in the environment is left alone
 // too.
-func governMemory(ctx context.Context, loading <-chan struct{}) {
+// peakProfile, if not empty, is a file that receives a heap profile
+// whenever a collection finds more live than any before (VMFS_MEMPROFILE_PEAK).
+func governMemory(ctx context.Context, loading <-chan struct{}, peakProfile string) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	peak := int64(0)
 	set := func() {
 		metrics.Read(sample)
 		live := int64(0)
@@ -45,6 +49,13 @@ func governMemory(ctx context.Context, loading <-chan struct{}) {
 			live = int64(sample[0].Value.Uint64())
 		}
 		debug.SetMemoryLimit(max(memFloor, live+live/4+memMargin))
+		if peakProfile != "" && live > peak {
+			peak = live
+			if f, err := os.Create(peakProfile); err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0) // as of the collection that just ended
+				f.Close()
+			}
+		}
 	}
 	set()
 	if os.Getenv("GOGC") == "" {

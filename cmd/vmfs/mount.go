@@ -181,7 +181,7 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	}
 	memCtx, stopMem := context.WithCancel(ctx)
 	memDone, loaded := make(chan struct{}), make(chan struct{})
-	go func() { governMemory(memCtx, loaded); close(memDone) }()
+	go func() { governMemory(memCtx, loaded, dev.PeakProfile); close(memDone) }()
 	defer func() { stopMem(); <-memDone }()
 	// Live updates: the watcher's batches, one at a time. Its watches are
 	// set before the first sync, so that nothing that happens from then on
