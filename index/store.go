@@ -284,26 +284,32 @@ func (snap *Snapshot) add(k, v []byte) error {
 type Batch struct {
 	s   *Store
 	ops []op
-	// prefix is the key prefix of the mailbox messages were last put in
-	// (messages come by mailbox): their ops share it.
-	prefix        []byte
-	prefixMailbox string
+	// The key prefixes of the mailbox messages were last put in, and of
+	// the folder members were last put in (they come by mailbox and by
+	// folder): their ops share them.
+	msgPrefix, memPrefix  []byte
+	msgMailbox, memFolder string
 }
 
+// op is one change: 40 bytes, for a cold index has millions.
 type op struct {
-	key, val []byte // val nil: delete
-	// msg, when set, is a message to put, encoded only when the batch is
-	// committed (keeping a cold index's batch small); key is then its
-	// mailbox's key prefix. The caller must not change it until then;
-	// vmfs's engine changes messages only while it holds the lock under
-	// which it commits.
-	msg *Message
+	// key is the whole key; or, for a record put (below), the prefix of
+	// its mailbox's or folder's keys.
+	key []byte
+	// rec is what is set: a value ([]byte); or a record encoded only when
+	// the batch is committed, *Message or *Member; or every record of a
+	// *MessageSet or *MemberSet. So a cold index's batch stays small (at
+	// a million messages, the encoded members alone were 24 MB). nil: key
+	// is deleted. The caller must not change a record or a set until the
+	// commit; vmfs's engine changes them only while it holds the lock
+	// under which it commits.
+	rec any
 }
 
 // NewBatch starts a batch.
 func (s *Store) NewBatch() *Batch { return &Batch{s: s} }
 
-func (b *Batch) set(k, v []byte) { b.ops = append(b.ops, op{key: k, val: v}) }
+func (b *Batch) set(k, v []byte) { b.ops = append(b.ops, op{key: k, rec: v}) }
 func (b *Batch) del(k []byte)    { b.ops = append(b.ops, op{key: k}) }
 
 // ClearIncomplete removes the incomplete marker (see Commit).
@@ -312,10 +318,17 @@ func (b *Batch) ClearIncomplete() { b.del(incompleteKey()) }
 // PutMessage records a message of a mailbox, as it is when the batch is
 // committed.
 func (b *Batch) PutMessage(mailbox string, m *Message) {
-	if b.prefix == nil || b.prefixMailbox != mailbox {
-		b.prefix, b.prefixMailbox = messagePrefix(mailbox), mailbox
+	if b.msgPrefix == nil || b.msgMailbox != mailbox {
+		b.msgPrefix, b.msgMailbox = messagePrefix(mailbox), mailbox
 	}
-	b.ops = append(b.ops, op{key: b.prefix, msg: m})
+	b.ops = append(b.ops, op{key: b.msgPrefix, rec: m})
+}
+
+// PutMessages records every message of a mailbox's set, as they are when
+// the batch is committed (one op for what a cold index adds by the
+// million).
+func (b *Batch) PutMessages(mailbox string, ms *MessageSet) {
+	b.ops = append(b.ops, op{key: messagePrefix(mailbox), rec: ms})
 }
 
 // DeleteMessage forgets a message.
@@ -333,9 +346,20 @@ func (b *Batch) PutFolder(name string, st *FolderState) { b.set(folderKey(name),
 // DeleteFolder forgets a folder's header (members are deleted one by one).
 func (b *Batch) DeleteFolder(name string) { b.del(folderKey(name)) }
 
-// PutMember records a member of a folder.
+// PutMember records a member of a folder, as it is when the batch is
+// committed.
 func (b *Batch) PutMember(folder string, m *Member) {
-	b.set(memberKey(folder, m.UID), m.encode())
+	if b.memPrefix == nil || b.memFolder != folder {
+		b.memPrefix, b.memFolder = memberPrefix(folder), folder
+	}
+	b.ops = append(b.ops, op{key: b.memPrefix, rec: m})
+}
+
+// PutMembers records every member of a folder's set, as they are when the
+// batch is committed (one op for what a cold index adds by the hundred
+// thousand).
+func (b *Batch) PutMembers(folder string, ms *MemberSet) {
+	b.ops = append(b.ops, op{key: memberPrefix(folder), rec: ms})
 }
 
 // DeleteMember removes a member of a folder.
@@ -382,7 +406,7 @@ func (b *Batch) Commit() error {
 
 // generationOp sets the generation key to the store's generation.
 func (s *Store) generationOp() op {
-	return op{key: generationKey(), val: binary.BigEndian.AppendUint64(nil, s.gen)}
+	return op{key: generationKey(), rec: binary.BigEndian.AppendUint64(nil, s.gen)}
 }
 
 // Flush writes the changes held while space was short, if there is space
@@ -411,13 +435,14 @@ func (s *Store) Holding() bool {
 // mark, first: a part written makes the snapshot stale).
 func (s *Store) writeOps(ops []op) error {
 	defer s.releaseMapped()
-	b := &Batch{s: s}
 	gen := s.generationOp()
-	err := b.s.db.Update(func(txn *badger.Txn) error {
+	var c changes
+	err := s.db.Update(func(txn *badger.Txn) error {
 		if err := apply(txn, gen); err != nil {
 			return err
 		}
-		for _, o := range ops {
+		c = changes{ops: ops}
+		for o, ok := c.next(); ok; o, ok = c.next() {
 			if err := apply(txn, o); err != nil {
 				return err
 			}
@@ -431,7 +456,7 @@ func (s *Store) writeOps(ops []op) error {
 		return nil
 	}
 	// Too big: nothing was written. Write it in parts, marked.
-	if err := b.s.db.Update(func(txn *badger.Txn) error {
+	if err := s.db.Update(func(txn *badger.Txn) error {
 		if err := apply(txn, gen); err != nil {
 			return err
 		}
@@ -439,11 +464,13 @@ func (s *Store) writeOps(ops []op) error {
 	}); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
-	for len(ops) > 0 {
+	c = changes{ops: ops}
+	pending, more := c.next()
+	for more {
 		n := 0
-		err := b.s.db.Update(func(txn *badger.Txn) error {
-			for n < len(ops) {
-				err := apply(txn, ops[n])
+		err := s.db.Update(func(txn *badger.Txn) error {
+			for more {
+				err := apply(txn, pending)
 				if errors.Is(err, badger.ErrTxnTooBig) {
 					return nil // commit what fits, continue in a new txn
 				}
@@ -451,6 +478,7 @@ func (s *Store) writeOps(ops []op) error {
 					return err
 				}
 				n++
+				pending, more = c.next()
 			}
 			return nil
 		})
@@ -460,24 +488,64 @@ func (s *Store) writeOps(ops []op) error {
 		if n == 0 {
 			return fmt.Errorf("index: commit: a single change is too big")
 		}
-		ops = ops[n:]
 		s.releaseMapped() // a big change flushes memtables into tables as it goes
 	}
-	if err := b.s.db.Update(func(txn *badger.Txn) error { return txn.Delete(incompleteKey()) }); err != nil {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(incompleteKey()) }); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
 	return nil
 }
 
+// changes goes through a batch's ops one key at a time: a set's op is
+// each of its records in turn.
+type changes struct {
+	ops  []op
+	i, j int // ops[i], and its set's slot j
+}
+
+func (c *changes) next() (op, bool) {
+	for c.i < len(c.ops) {
+		o := c.ops[c.i]
+		switch set := o.rec.(type) {
+		case *MessageSet:
+			for c.j < len(set.s.slots) {
+				m := set.s.slots[c.j]
+				c.j++
+				if m != nil {
+					return op{key: o.key, rec: m}, true
+				}
+			}
+		case *MemberSet:
+			for c.j < len(set.s.slots) {
+				m := set.s.slots[c.j]
+				c.j++
+				if m != nil {
+					return op{key: o.key, rec: m}, true
+				}
+			}
+		default:
+			c.i++
+			return o, true
+		}
+		c.i, c.j = c.i+1, 0
+	}
+	return op{}, false
+}
+
 func apply(txn *badger.Txn, o op) error {
-	if o.msg != nil {
-		k := make([]byte, 0, len(o.key)+len(o.msg.Name))
-		return txn.Set(append(append(k, o.key...), o.msg.Base()...), o.msg.encode())
-	}
-	if o.val == nil {
+	switch r := o.rec.(type) {
+	case nil:
 		return txn.Delete(o.key)
+	case []byte:
+		return txn.Set(o.key, r)
+	case *Message:
+		k := make([]byte, 0, len(o.key)+len(r.Name))
+		return txn.Set(append(append(k, o.key...), r.Base()...), r.encode())
+	case *Member:
+		k := make([]byte, 0, len(o.key)+4)
+		return txn.Set(binary.BigEndian.AppendUint32(append(k, o.key...), r.UID), r.encode())
 	}
-	return txn.Set(o.key, o.val)
+	return fmt.Errorf("index: a change of %T", o.rec)
 }
 
 // SetIncomplete sets or clears the incomplete marker: the engine clears it

@@ -93,12 +93,36 @@ func TestBigBatchSplits(t *testing.T) {
 	for i := 0; i < 200000; i++ {
 		b.PutMessage("INBOX", &Message{Name: strings.Repeat("x", 40) + string(rune('a'+i%26)) + itoa(i) + ":2,"})
 	}
+	// A set of 150,000 (split across parts too), between two single
+	// changes of its mailbox.
+	b.PutMessage("Lists", &Message{Name: "first:2,", Size: 1})
+	set := NewMessageSet(150000)
+	for i := 0; i < 150000; i++ {
+		set.Put(&Message{Name: "set" + itoa(i) + strings.Repeat("y", 40) + ":2,S", Size: int64(i)})
+	}
+	set.Put(&Message{Name: "first:2,S", Size: 2})
+	b.PutMessages("Lists", set)
+	b.DeleteMessage("Lists", "set7"+strings.Repeat("y", 40))
+	mems := NewMemberSet(100000)
+	for i := 0; i < 100000; i++ {
+		mems.Put(&Member{UID: uint32(i + 1), Mailbox: "Lists", Base: "set" + itoa(i) + strings.Repeat("y", 40)})
+	}
+	b.PutMembers("All", mems)
+	b.DeleteMember("All", &Member{UID: 5})
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := s.Load()
 	if err != nil || snap.Messages["INBOX"].Len() != 200000 {
 		t.Fatalf("loaded %d, %v", snap.Messages["INBOX"].Len(), err)
+	}
+	lists := snap.Messages["Lists"]
+	if lists.Len() != 150000 || lists.Get("first").Size != 2 || lists.Get("set7"+strings.Repeat("y", 40)) != nil ||
+		lists.Get("set149999"+strings.Repeat("y", 40)).Size != 149999 {
+		t.Fatalf("the set's mailbox read back with %d messages", lists.Len())
+	}
+	if all := snap.Members["All"]; len(all) != 99999 || all[3].UID != 4 || all[4].UID != 6 || all[99998].Base != "set99999"+strings.Repeat("y", 40) {
+		t.Fatalf("the member set read back with %d members", len(all))
 	}
 	if s.Incomplete() {
 		t.Error("a completed split commit left its marker")

@@ -821,8 +821,9 @@ func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
 	return ctx.Err()
 }
 
-// record adds extracted messages to memory, the batch and changed (if not
-// nil). e.op must be held.
+// record adds extracted messages to memory, the batch and changed; with
+// changed nil (a bulk), their mailboxes are written whole. e.op must be
+// held.
 func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]bool) {
 	if len(jobs) > 1000 { // size the maps once, not by doubling
 		per := map[string]int{}
@@ -835,6 +836,10 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 			}
 		}
 	}
+	var sets map[string]bool // bulk: the mailboxes written whole
+	if changed == nil {
+		sets = map[string]bool{}
+	}
 	for _, j := range jobs {
 		if j.out == nil {
 			continue
@@ -843,10 +848,15 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 			e.msgs[j.mb.Name] = &index.MessageSet{}
 		}
 		e.msgs[j.mb.Name].Put(j.out)
-		batch.PutMessage(j.mb.Name, j.out)
-		if changed != nil {
-			changed[key{j.mb.Name, j.base}] = true
+		if sets != nil {
+			sets[j.mb.Name] = true
+			continue
 		}
+		batch.PutMessage(j.mb.Name, j.out)
+		changed[key{j.mb.Name, j.base}] = true
+	}
+	for mb := range sets {
+		batch.PutMessages(mb, e.msgs[mb]) // one op, not one per message
 	}
 }
 

@@ -358,6 +358,9 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		}
 		return a.Base() < c.Base()
 	})
+	// Most members new (a cold index, a rebuild): the folder's members are
+	// written whole.
+	bulk := len(added) > 1000 && 2*len(added) > f.members.Len()+len(added)
 	for _, i := range added {
 		k := kept[i].k
 		mem := &index.Member{UID: f.state.NextUID, Mailbox: k.mailbox, Base: k.base}
@@ -372,8 +375,13 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 		}
 		f.members.Put(mem)
 		mems[i] = mem
-		b.PutMember(f.def.Name, mem)
+		if !bulk {
+			b.PutMember(f.def.Name, mem)
+		}
 		touched = true
+	}
+	if bulk {
+		b.PutMembers(f.def.Name, f.members) // one op, not one per member
 	}
 	// What the members evaluated look like now (new ones, new names):
 	// one by one, or, when most are new (a cold index, a rebuild), the
