@@ -6,7 +6,28 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
+
+// releaseInterval is how often releaseEvery releases the index's mapped
+// pages: Badger's compactions map the tables they read and write between
+// commits (at 1,000,000 messages, up to 130 MB of them after a cold index).
+const releaseInterval = time.Second
+
+// releaseEvery calls releaseMapped every d until Close.
+func (s *Store) releaseEvery(d time.Duration) {
+	defer close(s.released)
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.releasing:
+			return
+		case <-t.C:
+			s.releaseMapped()
+		}
+	}
+}
 
 // releaseMapped drops this process's mappings of the pages of the
 // index's files. Badger maps every table it writes (it copies a new table

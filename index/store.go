@@ -40,6 +40,11 @@ type Store struct {
 	// none): while gen is still that, the file on disk is current.
 	loadedGen uint64
 
+	// releasing is closed by Close to stop releaseEvery, which closes
+	// released when it has.
+	releasing, released chan struct{}
+	stopRelease         sync.Once
+
 	mu sync.Mutex // protects held
 	// held are the changes of commits made while the state directory's
 	// file system was short of space (see Commit), oldest first.
@@ -115,6 +120,9 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("%w: %s has schema version %d, want %d", ErrDamaged, dir, v, SchemaVersion)
 	}
+	s.releasing = make(chan struct{})
+	s.released = make(chan struct{})
+	go s.releaseEvery(releaseInterval)
 	return s, nil
 }
 
@@ -139,7 +147,10 @@ func Rebuild(dir string) (*Store, error) {
 }
 
 // Close flushes and closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stopRelease.Do(func() { close(s.releasing); <-s.released })
+	return s.db.Close()
+}
 
 // RunGC reclaims value-log space; call it now and then.
 func (s *Store) RunGC() {
