@@ -407,7 +407,15 @@ func (e *Engine) AddFolder(ctx context.Context, d Folder) error {
 	e.folders[d.Name] = f
 	e.arrange()
 	defer e.op.Unlock()
-	return e.syncAllLocked(ctx)
+	if err := e.syncAllLocked(ctx); err != nil {
+		// Added whole or not at all: a caller that retries (an
+		// interrupted mkdir) finds no half-made folder.
+		if rerr := e.removeFolderLocked(d.Name); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	return nil
 }
 
 // RedefineFolder changes a folder's definition while running (the
@@ -443,6 +451,11 @@ func (e *Engine) RemoveFolder(name string) error {
 		return err
 	}
 	defer e.op.Unlock()
+	return e.removeFolderLocked(name)
+}
+
+// removeFolderLocked is RemoveFolder with e.op held.
+func (e *Engine) removeFolderLocked(name string) error {
 	f := e.folders[name]
 	if f == nil {
 		return fmt.Errorf("folder %q: %w", name, ErrNotFound)

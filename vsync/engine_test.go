@@ -691,6 +691,22 @@ func TestAddAndRemoveFolder(t *testing.T) {
 	l, _ := fresh.List(d.Name)
 	want := len(l)
 	fresh.Close()
+	// A search cut short (its context ends: an interrupted mkdir) leaves
+	// no folder behind, and adding it again works.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.AddFolder(ctx, Folder{Name: "BODY x", Mailboxes: []string{"*"}, Query: "BODY x"}); err == nil {
+		t.Fatal("a search whose context had ended was added")
+	}
+	if slices.Contains(e.Folders(), "BODY x") {
+		t.Fatal("a search cut short left its folder")
+	}
+	if err := e.AddFolder(context.Background(), Folder{Name: "BODY x", Mailboxes: []string{"*"}, Query: "BODY x"}); err != nil {
+		t.Fatalf("adding it again: %v", err)
+	}
+	if err := e.RemoveFolder("BODY x"); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.AddFolder(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,11 @@ func (s *searches) Make(ctx context.Context, name string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.eng.AddFolder(ctx, searchFolder(name)); err != nil {
+	// Not cut short by the client's signals: a mkdir is not restarted but
+	// retried (Go's os.Mkdir does on EINTR, and Go's runtime signals its
+	// own threads all the time), and the retry would find the folder made
+	// and answer EEXIST. A folder whose search fails is not kept.
+	if err := s.eng.AddFolder(context.WithoutCancel(ctx), searchFolder(name)); err != nil {
 		return err
 	}
 	names := append(slices.Clone(s.names), name)
