@@ -180,8 +180,8 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 		owner = &maildir.Owner{UID: int(rootSt.Uid), GID: int(rootSt.Gid)}
 	}
 	memCtx, stopMem := context.WithCancel(ctx)
-	memDone, loaded := make(chan struct{}), make(chan struct{})
-	go func() { governMemory(memCtx, loaded, dev.PeakProfile); close(memDone) }()
+	memDone, loaded, built := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() { governMemory(memCtx, loaded, built, dev.PeakProfile); close(memDone) }()
 	defer func() { stopMem(); <-memDone }()
 	// Live updates: the watcher's batches, one at a time. Its watches are
 	// set before the first sync, so that nothing that happens from then on
@@ -343,9 +343,12 @@ func mount(ctx context.Context, o mountOpts, stderr io.Writer) error {
 	filling := make(chan struct{})
 	go func() {
 		defer close(filling)
-		for {
+		for first := true; ; first = false {
 			if err := eng.Fill(fillCtx); err != nil && fillCtx.Err() == nil {
 				slog.Error("reading sizes and dates", "err", err)
+			}
+			if first {
+				close(built) // the index is complete
 			}
 			select {
 			case <-fillCtx.Done():
