@@ -79,10 +79,7 @@ func (d *msgDir) readAheadOf(vbase string) {
 	}
 	p.last = uid
 	n := 0
-	v.Scan(uid, func(e vsync.NameEntry) bool {
-		if e.New != d.isNew {
-			return true
-		}
+	v.Scan(uid, d.isNew, func(e vsync.NameEntry) bool {
 		if n++; n > readAhead {
 			return false
 		}

@@ -924,7 +924,7 @@ func TestBulkNamesAreShownNames(t *testing.T) {
 		defer e.op.Unlock()
 		fo := e.folders["All"]
 		n := 0
-		fo.t.uid.Ascend(func(v *vent) bool {
+		fo.t.ascend(func(v *vent) bool {
 			mem := fo.members.Get(v.mb.name, maildir.BaseOf(v.file))
 			m := e.msgs[v.mb.name].Get(maildir.BaseOf(v.file))
 			if want := e.shownName(fo, mem, m, virtualKey(mem.Mailbox, mem.Base)); v.name != want || v.vbase() != maildir.BaseOf(want) {

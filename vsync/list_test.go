@@ -11,8 +11,8 @@ func (e *Engine) List(folderName string) ([]Entry, error) {
 	if f == nil {
 		return nil, fmt.Errorf("no folder %q", folderName)
 	}
-	out := make([]Entry, 0, f.t.uid.Len())
-	f.t.uid.Ascend(func(v *vent) bool {
+	out := make([]Entry, 0, f.t.len())
+	f.t.ascend(func(v *vent) bool {
 		out = append(out, v.entry())
 		return true
 	})

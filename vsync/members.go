@@ -389,7 +389,7 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 	// many were evaluated: the first tick after a start evaluates every
 	// message of a time-based folder, and rebuilding its entries then
 	// counted as a change of its listing.
-	if len(added) > 1000 && f.t.uid.Len() < len(added) {
+	if len(added) > 1000 && f.t.len() < len(added) {
 		e.showAll(f)
 	} else {
 		for i, mem := range mems {

@@ -67,13 +67,66 @@ func byVBase(a, b *vent) bool { return a.vbase() < b.vbase() }
 // degree of the B-trees: 32 entries a node (a node is 2·32 pointers).
 const treeDegree = 16
 
-// ventTrees is a folder's entries, by UID and by virtual base name.
+// ventTrees is a folder's entries: those of cur/ and of new/ by UID (a
+// listing of one directory walks only its own entries: Unread's new/ is
+// often a tenth of its cur/), and all of them by virtual base name.
 type ventTrees struct {
-	uid, vb *btree.BTreeG[*vent]
+	cur, new, vb *btree.BTreeG[*vent]
 }
 
 func newTrees() ventTrees {
-	return ventTrees{btree.NewG(treeDegree, byUID), btree.NewG(treeDegree, byVBase)}
+	return ventTrees{btree.NewG(treeDegree, byUID), btree.NewG(treeDegree, byUID), btree.NewG(treeDegree, byVBase)}
+}
+
+// dir returns the UID tree of new/ or cur/.
+func (t ventTrees) dir(isNew bool) *btree.BTreeG[*vent] {
+	if isNew {
+		return t.new
+	}
+	return t.cur
+}
+
+// len is the number of entries.
+func (t ventTrees) len() int { return t.cur.Len() + t.new.Len() }
+
+func (t ventTrees) clone() ventTrees { return ventTrees{t.cur.Clone(), t.new.Clone(), t.vb.Clone()} }
+
+// putUID puts v into its directory's UID tree, in place of old (the
+// member's entry before, nil if none).
+func (t ventTrees) putUID(old, v *vent) {
+	if old != nil && old.new != v.new {
+		t.dir(old.new).Delete(old)
+	}
+	t.dir(v.new).ReplaceOrInsert(v)
+}
+
+// deleteUID removes the entry of UID uid from its directory's tree.
+func (t ventTrees) deleteUID(uid uint32) (*vent, bool) {
+	probe := &vent{uid: uid}
+	if v, ok := t.cur.Delete(probe); ok {
+		return v, true
+	}
+	return t.new.Delete(probe)
+}
+
+// ascend calls fn with every entry in UID order until it returns false.
+func (t ventTrees) ascend(fn func(*vent) bool) {
+	var news []*vent // merged with cur/'s as they come
+	t.new.Ascend(func(v *vent) bool { news = append(news, v); return true })
+	ok := true
+	t.cur.Ascend(func(v *vent) bool {
+		for len(news) > 0 && news[0].uid < v.uid {
+			if ok = fn(news[0]); !ok {
+				return false
+			}
+			news = news[1:]
+		}
+		ok = fn(v)
+		return ok
+	})
+	for ok && len(news) > 0 {
+		ok, news = fn(news[0]), news[1:]
+	}
 }
 
 // View is a published, immutable picture of one folder.
@@ -86,14 +139,15 @@ type View struct {
 // Gen is the View's generation: it changes whenever the listing does.
 func (v *View) Gen() uint64 { return v.gen }
 
-// Scan calls fn with the entries whose UID is above after, in UID order,
-// until fn returns false. The View does not change: a listing read in
-// pieces (a directory stream) is one picture of the folder.
-func (v *View) Scan(after uint32, fn func(NameEntry) bool) {
+// Scan calls fn with the entries of new/ (isNew) or cur/ whose UID is
+// above after, in UID order, until fn returns false. The View does not
+// change: a listing read in pieces (a directory stream) is one picture of
+// the folder.
+func (v *View) Scan(after uint32, isNew bool, fn func(NameEntry) bool) {
 	if after == ^uint32(0) {
 		return
 	}
-	v.t.uid.AscendGreaterOrEqual(&vent{uid: after + 1}, func(e *vent) bool {
+	v.t.dir(isNew).AscendGreaterOrEqual(&vent{uid: after + 1}, func(e *vent) bool {
 		return fn(NameEntry{UID: e.uid, Name: e.name, New: e.new})
 	})
 }
@@ -105,10 +159,7 @@ func (v *View) List(after uint32, isNew bool, out []NameEntry) (_ []NameEntry, m
 	if after == ^uint32(0) {
 		return out, false
 	}
-	v.t.uid.AscendGreaterOrEqual(&vent{uid: after + 1}, func(e *vent) bool {
-		if e.new != isNew {
-			return true
-		}
+	v.t.dir(isNew).AscendGreaterOrEqual(&vent{uid: after + 1}, func(e *vent) bool {
 		if len(out) == cap(out) {
 			more = true
 			return false
@@ -136,7 +187,11 @@ func (t ventTrees) byBase(vbase string) *vent {
 
 // byUIDOf returns the entry of UID uid.
 func (t ventTrees) byUIDOf(uid uint32) *vent {
-	e, _ := t.uid.Get(&vent{uid: uid})
+	probe := &vent{uid: uid}
+	if e, ok := t.cur.Get(probe); ok {
+		return e
+	}
+	e, _ := t.new.Get(probe)
 	return e
 }
 
@@ -211,13 +266,10 @@ func (e *Engine) show(f *folder, mem *index.Member, m *index.Message) bool {
 		// Two members cannot share a name (derived names hash distinct
 		// identities, client names are kept unique by f.alias); should
 		// it happen, the entry shown last has it.
-		f.t.uid.Delete(other)
+		f.t.dir(other.new).Delete(other)
 		f.t.vb.Delete(other)
-		f.t.uid.ReplaceOrInsert(nv)
-		f.t.vb.ReplaceOrInsert(nv)
-		return true
 	}
-	f.t.uid.ReplaceOrInsert(nv)
+	f.t.putUID(old, nv)
 	f.t.vb.ReplaceOrInsert(nv)
 	return true
 }
@@ -225,7 +277,7 @@ func (e *Engine) show(f *folder, mem *index.Member, m *index.Message) bool {
 // hide removes a member's entry from the folder's trees. e.op must be
 // held.
 func (f *folder) hide(mem *index.Member) {
-	if old, ok := f.t.uid.Delete(&vent{uid: mem.UID}); ok {
+	if old, ok := f.t.deleteUID(mem.UID); ok {
 		if cur := f.t.byBase(old.vbase()); cur == old {
 			f.t.vb.Delete(old)
 		}
@@ -288,7 +340,7 @@ func (f *folder) snapshotMembers() ([]*index.Member, []byte) {
 	slices.SortFunc(mems, func(a, b *index.Member) int { return cmp.Compare(a.UID, b.UID) })
 	keys := make([]byte, len(mems)*index.KeyLen)
 	i := 0
-	f.t.uid.Ascend(func(v *vent) bool {
+	f.t.ascend(func(v *vent) bool {
 		for i < len(mems) && mems[i].UID < v.uid {
 			i++
 		}
@@ -309,7 +361,7 @@ func buildTrees(vs []*vent) ventTrees {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for _, v := range vs {
-			t.uid.ReplaceOrInsert(v)
+			t.dir(v.new).ReplaceOrInsert(v)
 		}
 	})
 	byName := slices.Clone(vs)
@@ -327,7 +379,7 @@ func buildTrees(vs []*vent) ventTrees {
 	}
 	wg.Wait()
 	for _, v := range hidden {
-		t.uid.Delete(v)
+		t.dir(v.new).Delete(v)
 	}
 	return t
 }
@@ -372,7 +424,7 @@ func (e *Engine) publishLocked() {
 			vs.folders[name] = ov
 			continue
 		}
-		vs.folders[name] = &View{gen: f.gen, uidValidity: f.state.UIDValidity, t: ventTrees{f.t.uid.Clone(), f.t.vb.Clone()}}
+		vs.folders[name] = &View{gen: f.gen, uidValidity: f.state.UIDValidity, t: f.t.clone()}
 	}
 	e.pub.Store(vs)
 }

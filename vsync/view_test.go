@@ -98,8 +98,8 @@ func (e *Engine) names(folder string) ([]NameEntry, uint64, error) {
 		return nil, 0, err
 	}
 	var l []NameEntry
-	v.Scan(0, func(n NameEntry) bool {
-		l = append(l, n)
+	v.t.ascend(func(e *vent) bool {
+		l = append(l, NameEntry{UID: e.uid, Name: e.name, New: e.new})
 		return true
 	})
 	return l, v.Gen(), nil
@@ -121,20 +121,27 @@ func TestViewScan(t *testing.T) {
 	if len(all) < 50 {
 		t.Fatalf("%d entries", len(all))
 	}
-	for _, after := range []uint32{0, all[0].UID, all[9].UID, all[len(all)-1].UID, ^uint32(0)} {
-		var got []uint32
-		v.Scan(after, func(n NameEntry) bool {
-			got = append(got, n.UID)
-			return len(got) < 5
-		})
-		var want []uint32
-		for _, n := range all {
-			if n.UID > after && len(want) < 5 {
-				want = append(want, n.UID)
-			}
+	for i := 1; i < len(all); i++ {
+		if all[i-1].UID >= all[i].UID {
+			t.Fatalf("entries out of UID order: %d before %d", all[i-1].UID, all[i].UID)
 		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("Scan(%d) = %v, want %v", after, got, want)
+	}
+	for _, isNew := range []bool{false, true} {
+		for _, after := range []uint32{0, all[0].UID, all[9].UID, all[len(all)-1].UID, ^uint32(0)} {
+			var got []uint32
+			v.Scan(after, isNew, func(n NameEntry) bool {
+				got = append(got, n.UID)
+				return len(got) < 5
+			})
+			var want []uint32
+			for _, n := range all {
+				if n.New == isNew && n.UID > after && len(want) < 5 {
+					want = append(want, n.UID)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("Scan(%d, new %v) = %v, want %v", after, isNew, got, want)
+			}
 		}
 	}
 	for _, isNew := range []bool{false, true} {
@@ -171,8 +178,7 @@ func TestViewScan(t *testing.T) {
 	if err := e.MailboxChanged(context.Background(), "INBOX"); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	v.Scan(0, func(NameEntry) bool { n++; return true })
+	n := v.t.len()
 	if n != len(all) || v.Gen() != gen {
 		t.Errorf("a View taken before a delivery lists %d (gen %d), want %d (gen %d)", n, v.Gen(), len(all), gen)
 	}
