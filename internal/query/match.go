@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"sort"
 	"strings"
 	"time"
@@ -259,17 +260,18 @@ func textContains(m *Msg, headers bool, folded string) bool {
 		return false
 	}
 	found := false
-	var tail string
+	needle := []byte(folded)
+	var buf []byte // the tail of the last chunk, then this one, folded
+	f := folders.Get().(*folder)
+	defer folders.Put(f)
 	m.Text(headers, func(chunk string) bool {
-		s := tail + Fold(chunk)
-		if strings.Contains(s, folded) {
+		buf = f.appendFold(buf, chunk)
+		if bytes.Contains(buf, needle) {
 			found = true
 			return true
 		}
-		if keep := len(folded) - 1; len(s) > keep {
-			tail = s[len(s)-keep:]
-		} else {
-			tail = s
+		if keep := len(needle) - 1; len(buf) > keep {
+			buf = buf[:copy(buf, buf[len(buf)-keep:])]
 		}
 		return false
 	})
