@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"io"
 	"strings"
+	"sync"
+	"unicode/utf8"
+	"unsafe"
 
 	gomessage "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // charsets for text parts
@@ -33,7 +36,8 @@ const chunkSize = 32 << 10
 // Other parts (attachments, images) are skipped. fn gets chunks of at most
 // 32 KiB, each starting at a part or a previous chunk's end; a new part
 // starts with a "\n" so that text of two parts never runs together. fn
-// returns true to stop. h is the message's already-read top-level header
+// returns true to stop; a chunk is valid only during the call (it may be
+// a view of a buffer that is reused). h is the message's already-read top-level header
 // and r is positioned at the body. Broken MIME ends the walk quietly with
 // whatever was decoded so far.
 func WalkText(h Header, r io.Reader, fn func(text string) (stop bool)) error {
@@ -42,10 +46,15 @@ func WalkText(h Header, r io.Reader, fn func(text string) (stop bool)) error {
 		return nil // unparseable: nothing to search, not an error
 	}
 	_ = err // an unknown charset or encoding: the body is walked raw
-	w := walker{fn: fn, buf: make([]byte, chunkSize)}
+	buf := chunks.Get().(*[]byte)
+	defer chunks.Put(buf)
+	w := walker{fn: fn, buf: *buf}
 	w.entity(e, 0)
 	return w.ioErr
 }
+
+// chunks are WalkText's chunk buffers, reused from one message to the next.
+var chunks = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
 type walker struct {
 	fn    func(string) bool
@@ -114,7 +123,13 @@ func (w *walker) text(r io.Reader) {
 		cut := validPrefix(chunk)
 		carry = append(carry[:0], chunk[cut:]...)
 		if cut > 0 {
-			w.send(strings.ToValidUTF8(string(chunk[:cut]), "\uFFFD"))
+			if valid := chunk[:cut]; utf8.Valid(valid) {
+				// A view of the buffer, not a copy: fn gets it only for
+				// the call (see WalkText).
+				w.send(unsafe.String(&valid[0], len(valid)))
+			} else {
+				w.send(strings.ToValidUTF8(string(valid), "\uFFFD"))
+			}
 		}
 		if err != nil {
 			if len(carry) > 0 && !w.stop {

@@ -132,6 +132,7 @@ func Fill(m *query.Msg, h Header, needs query.Needs) {
 
 // TextOf streams a message file's decoded text: the header fields as
 // "name: value" lines (when headers is true), then the body's text parts.
+// fn must not keep what it is given (see WalkText).
 func TextOf(path string, headers bool, fn func(string) bool) error {
 	f, err := Open(path)
 	if err != nil {
@@ -141,9 +142,16 @@ func TextOf(path string, headers bool, fn func(string) bool) error {
 	return Text(f, headers, fn)
 }
 
+// textReaders are the buffered readers Text reads messages through, reused:
+// a BODY search reads every message, and a new 32 KiB buffer each time was
+// a quarter of what it allocated.
+var textReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+
 // Text is TextOf on a reader.
 func Text(r io.Reader, headers bool, fn func(string) bool) error {
-	br := bufio.NewReaderSize(r, 32<<10)
+	br := textReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() { br.Reset(nil); textReaders.Put(br) }()
 	h, err := ReadHeader(br)
 	if err != nil {
 		return err

@@ -58,6 +58,7 @@ func (f *folder) appendFold(dst []byte, s string) []byte {
 // characters' folds from one to the next (folders is a pool of them).
 type folder struct {
 	title, decomposed []byte
+	text              []byte // textContains's folded text
 	cache             [foldCacheSize]foldEntry
 }
 

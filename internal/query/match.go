@@ -261,9 +261,10 @@ func textContains(m *Msg, headers bool, folded string) bool {
 	}
 	found := false
 	needle := []byte(folded)
-	var buf []byte // the tail of the last chunk, then this one, folded
 	f := folders.Get().(*folder)
 	defer folders.Put(f)
+	buf := f.text[:0] // the tail of the last chunk, then this one, folded
+	defer func() { f.text = buf[:0] }()
 	m.Text(headers, func(chunk string) bool {
 		buf = f.appendFold(buf, chunk)
 		if bytes.Contains(buf, needle) {
