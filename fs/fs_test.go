@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,25 +42,35 @@ func mountT(t *testing.T, eng Engine, cfg Config) (string, *Root) {
 	return mnt, root
 }
 
-func TestDirectoryMtimeMovesEveryChange(t *testing.T) {
-	backend := filepath.Join(t.TempDir(), "mail")
-	for _, s := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(backend, s), 0o755)
-	}
-	var root *Root
-	eng, err := vsync.Open(filepath.Join(t.TempDir(), "index"), vsync.Config{Root: backend, Folders: vsync.DefaultFolders(),
+// mountLive mounts a view over a real engine of backend, synced, whose
+// changes reach the view as they do in the daemon.
+func mountLive(t *testing.T, backend string, folders []vsync.Folder) (string, *vsync.Engine) {
+	t.Helper()
+	var root atomic.Pointer[Root]
+	eng, err := vsync.Open(filepath.Join(t.TempDir(), "index"), vsync.Config{Root: backend, Folders: folders,
 		OnChange: func(f []string) {
-			if root != nil {
-				root.Changed(f)
+			if r := root.Load(); r != nil {
+				r.Changed(f)
 			}
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eng.Close()
-	eng.Sync(context.Background())
-	var mnt string
-	mnt, root = mountT(t, eng, Config{StateDir: t.TempDir()})
+	t.Cleanup(func() { eng.Close() })
+	if err := eng.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mnt, r := mountT(t, eng, Config{StateDir: t.TempDir()})
+	root.Store(r)
+	return mnt, eng
+}
+
+func TestDirectoryMtimeMovesEveryChange(t *testing.T) {
+	backend := filepath.Join(t.TempDir(), "mail")
+	for _, s := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(backend, s), 0o755)
+	}
+	mnt, eng := mountLive(t, backend, vsync.DefaultFolders())
 	newDir := filepath.Join(mnt, "Unread", "new")
 	prev, _ := os.Stat(newDir)
 	// Two changes within one second: the mtime moves each time.

@@ -77,23 +77,7 @@ func TestListingInPieces(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(backend, sub, name), []byte("Subject: x\n\nx\n"), 0o644)
 	}
-	var root *Root
-	eng, err := vsync.Open(filepath.Join(t.TempDir(), "index"), vsync.Config{Root: backend,
-		Folders: []vsync.Folder{{Name: "All", Mailboxes: []string{"*"}, Query: "ALL"}},
-		OnChange: func(f []string) {
-			if root != nil {
-				root.Changed(f)
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	if err := eng.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	var mnt string
-	mnt, root = mountT(t, eng, Config{StateDir: t.TempDir()})
+	mnt, eng := mountLive(t, backend, []vsync.Folder{{Name: "All", Mailboxes: []string{"*"}, Query: "ALL"}})
 	cur := filepath.Join(mnt, "All", "cur")
 
 	open := func() int {

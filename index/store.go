@@ -301,8 +301,22 @@ type Batch struct {
 	// The key prefixes of the mailbox messages were last put in, and of
 	// the folder members were last put in (they come by mailbox and by
 	// folder): their ops share them.
-	msgPrefix, memPrefix  []byte
-	msgMailbox, memFolder string
+	msgPrefix, memPrefix keyPrefix
+}
+
+// keyPrefix is the key prefix of one mailbox's or folder's records.
+type keyPrefix struct {
+	name string
+	key  []byte
+}
+
+// of returns the prefix of name's records, made by mk if it is not the
+// last one asked for.
+func (p *keyPrefix) of(name string, mk func(string) []byte) []byte {
+	if p.key == nil || p.name != name {
+		p.name, p.key = name, mk(name)
+	}
+	return p.key
 }
 
 // op is one change: 40 bytes, for a cold index has millions.
@@ -332,10 +346,7 @@ func (b *Batch) ClearIncomplete() { b.del(incompleteKey()) }
 // PutMessage records a message of a mailbox, as it is when the batch is
 // committed.
 func (b *Batch) PutMessage(mailbox string, m *Message) {
-	if b.msgPrefix == nil || b.msgMailbox != mailbox {
-		b.msgPrefix, b.msgMailbox = messagePrefix(mailbox), mailbox
-	}
-	b.ops = append(b.ops, op{key: b.msgPrefix, rec: m})
+	b.ops = append(b.ops, op{key: b.msgPrefix.of(mailbox, messagePrefix), rec: m})
 }
 
 // PutMessages records every message of a mailbox's set, as they are when
@@ -363,10 +374,7 @@ func (b *Batch) DeleteFolder(name string) { b.del(folderKey(name)) }
 // PutMember records a member of a folder, as it is when the batch is
 // committed.
 func (b *Batch) PutMember(folder string, m *Member) {
-	if b.memPrefix == nil || b.memFolder != folder {
-		b.memPrefix, b.memFolder = memberPrefix(folder), folder
-	}
-	b.ops = append(b.ops, op{key: b.memPrefix, rec: m})
+	b.ops = append(b.ops, op{key: b.memPrefix.of(folder, memberPrefix), rec: m})
 }
 
 // PutMembers records every member of a folder's set, as they are when the
