@@ -30,6 +30,11 @@ func (s *Store) releaseEvery(d time.Duration) {
 	}
 }
 
+// stopReleasing stops releaseEvery and waits for it.
+func (s *Store) stopReleasing() {
+	s.stopRelease.Do(func() { close(s.releasing); <-s.released })
+}
+
 // releaseMapped asks the kernel to reclaim the pages of the index's
 // files mapped in this process. Badger maps every table it writes (it
 // copies a new table into a shared mapping of its file) and reads, and

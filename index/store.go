@@ -151,7 +151,7 @@ func Rebuild(dir string) (*Store, error) {
 
 // Close flushes and closes the store.
 func (s *Store) Close() error {
-	s.stopRelease.Do(func() { close(s.releasing); <-s.released })
+	s.stopReleasing()
 	return s.db.Close()
 }
 
