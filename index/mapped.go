@@ -11,8 +11,10 @@ import (
 )
 
 // releaseInterval is how often releaseEvery releases the index's mapped
-// pages: Badger's compactions map the tables they read and write between
-// commits (at 1,000,000 messages, up to 130 MB of them after a cold index).
+// pages (and a big commit after each of its parts): Badger's compactions
+// map the tables they read and write in the background (at 1,000,000
+// messages, up to 130 MB of them after a cold index). A small commit (a
+// delivery, a flag) writes a few KiB and does not read /proc/self/maps.
 const releaseInterval = time.Second
 
 // releaseEvery calls releaseMapped every d until Close.

@@ -122,6 +122,17 @@ func (s *ptrSet[T, P]) resize(n int) {
 	}
 }
 
+// next returns the first record in slot j or after, and the slot after
+// it; nil when there is none.
+func (s *ptrSet[T, P]) next(j int) (P, int) {
+	for ; j < len(s.slots); j++ {
+		if p := s.slots[j]; p != nil {
+			return p, j + 1
+		}
+	}
+	return nil, j
+}
+
 // all yields every record, in no particular order. The set must not be
 // changed while it yields.
 func (s *ptrSet[T, P]) all() iter.Seq[P] {

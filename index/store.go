@@ -456,7 +456,6 @@ func (s *Store) Holding() bool {
 // in marked parts when they are too many for one (the generation with the
 // mark, first: a part written makes the snapshot stale).
 func (s *Store) writeOps(ops []op) error {
-	defer s.releaseMapped()
 	gen := s.generationOp()
 	var c changes
 	err := s.db.Update(func(txn *badger.Txn) error {
@@ -515,6 +514,7 @@ func (s *Store) writeOps(ops []op) error {
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(incompleteKey()) }); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
 	}
+	s.releaseMapped()
 	return nil
 }
 
@@ -528,26 +528,22 @@ type changes struct {
 func (c *changes) next() (op, bool) {
 	for c.i < len(c.ops) {
 		o := c.ops[c.i]
+		var rec any // the set's next record, if o is a set's
 		switch set := o.rec.(type) {
 		case *MessageSet:
-			for c.j < len(set.s.slots) {
-				m := set.s.slots[c.j]
-				c.j++
-				if m != nil {
-					return op{key: o.key, rec: m}, true
-				}
+			if m, j := set.s.next(c.j); m != nil {
+				rec, c.j = m, j
 			}
 		case *MemberSet:
-			for c.j < len(set.s.slots) {
-				m := set.s.slots[c.j]
-				c.j++
-				if m != nil {
-					return op{key: o.key, rec: m}, true
-				}
+			if m, j := set.s.next(c.j); m != nil {
+				rec, c.j = m, j
 			}
 		default:
 			c.i++
 			return o, true
+		}
+		if rec != nil {
+			return op{key: o.key, rec: rec}, true
 		}
 		c.i, c.j = c.i+1, 0
 	}

@@ -585,15 +585,17 @@ func parseVirtualBase(s string) (vkey, string, bool) {
 }
 
 // keyOf returns the virtual key of a member's message: read back from the
-// name its entry has (a derived name holds it), else computed. Only the
-// entries and the snapshot keep it (SHA-256 of every member would add a
-// tenth of a second to a start at 1,000,000 messages). e.op must be held.
-func (f *folder) keyOf(mem *index.Member) vkey {
-	if mem.Name == "" {
-		if v := f.t.byUIDOf(mem.UID); v != nil {
-			if k, _, ok := parseVirtualBase(v.vbase()); ok {
-				return k
-			}
+// name of its entry old (nil: none; a derived name holds it), else
+// computed. Only the entries and the snapshot keep it (SHA-256 of every
+// member would add a tenth of a second to a start at 1,000,000 messages).
+// A member shown under its client's name needs none: zero.
+func keyOf(old *vent, mem *index.Member) vkey {
+	if mem.Name != "" {
+		return vkey{}
+	}
+	if old != nil {
+		if k, _, ok := parseVirtualBase(old.vbase()); ok {
+			return k
 		}
 	}
 	return virtualKey(mem.Mailbox, mem.Base)

@@ -118,13 +118,13 @@ func (e *Engine) pathOf(mailbox string, m *index.Message) string {
 }
 
 // virtualName is a member's file name in its folder; k is its virtual key
-// (zero: f.keyOf's).
+// (zero: keyOf's, from the member's entry in f).
 func virtualName(f *folder, mem *index.Member, m *index.Message, k vkey) string {
 	name := mem.Name
 	i := strings.LastIndexByte(m.Name, ':')
 	if name == "" {
 		if k == (vkey{}) {
-			k = f.keyOf(mem)
+			k = keyOf(f.t.byUIDOf(mem.UID), mem)
 		}
 		if i > 0 && normalInfo(m.Name[i+1:]) {
 			// The common case, in one allocation: the info part is

@@ -235,7 +235,7 @@ func (e *Engine) refOf(name string) *mbRef {
 	return r
 }
 
-// ventOf builds a member's entry; k is its virtual key (zero: f.keyOf's).
+// ventOf builds a member's entry; k is its virtual key (zero: keyOf's).
 // e.op must be held.
 func (e *Engine) ventOf(f *folder, mem *index.Member, m *index.Message, k vkey) *vent {
 	name := e.shownName(f, mem, m, k)
@@ -254,8 +254,8 @@ func sameVent(a, b *vent) bool {
 // show puts a member's current entry into the folder's trees; it reports
 // whether anything changed. e.op must be held.
 func (e *Engine) show(f *folder, mem *index.Member, m *index.Message) bool {
-	nv := e.ventOf(f, mem, m, vkey{})
 	old := f.t.byUIDOf(mem.UID)
+	nv := e.ventOf(f, mem, m, keyOf(old, mem))
 	if old != nil && sameVent(old, nv) {
 		return false
 	}
