@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"vmfs/internal/corpus"
 )
 
 // searchBackend is a backend with messages from alice and bob in two
@@ -256,5 +258,48 @@ func TestMkdirNestedSearch(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("still there: %v", err)
+	}
+}
+
+// TestMkdirSearchKilled: the process making a search folder is killed
+// while the search reads every message (its FUSE request is interrupted),
+// and the user runs mkdir again: it makes the folder or finds it made, and
+// either way the root lists it and rmdir removes it. (A folder the daemon
+// kept but the mount did not show answered EEXIST to every mkdir.)
+func TestMkdirSearchKilled(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mail")
+	if _, err := corpus.Generate(root, corpus.Options{Messages: 6000, Mailboxes: 10, Seed: 5, BodyScale: 10, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	m := mount(t, root)
+	const q = "BODY zzyzx"
+	for _, wait := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond} {
+		exec.Command("sh", "-c", "echo 3 > /proc/sys/vm/drop_caches").Run() // a slow search
+		cmd := exec.Command("mkdir", m.path(q))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(wait)
+		cmd.Process.Kill()
+		cmd.Wait()
+		// mkdir again: it makes the folder, or finds it made (then
+		// after the search the killed one began, which it waits for).
+		if err := os.Mkdir(m.path(q), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			t.Fatalf("killed after %v: mkdir again gives %v", wait, err)
+		}
+		listed := false
+		ents, _ := os.ReadDir(m.mnt)
+		for _, e := range ents {
+			listed = listed || e.Name() == q
+		}
+		if !listed {
+			t.Fatalf("killed after %v: mkdir again succeeds or finds it, but the root does not list it", wait)
+		}
+		if _, err := os.Stat(m.path(q, "cur")); err != nil {
+			t.Fatalf("killed after %v, then made: %v", wait, err)
+		}
+		if err := os.Remove(m.path(q)); err != nil {
+			t.Fatalf("rmdir after a killed mkdir: %v", err)
+		}
 	}
 }
