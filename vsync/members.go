@@ -243,6 +243,13 @@ func (e *Engine) update(b *index.Batch, changed map[key]bool, all bool) []string
 			}
 		}
 		f.rebuild = false
+		if full && (all || rebuild || f.lastTick.IsZero()) && len(f.intervals()) > 0 {
+			// Every message was evaluated as of now: the next tick need
+			// look only at those whose age crosses an interval after it.
+			// (The first tick after a cold index of 1,000,000 messages
+			// evaluated every one again: 33 MB of candidates.)
+			f.lastTick, f.state.Ticked = now, now.UnixNano()
+		}
 		if rebuild || f.state != st {
 			b.PutFolder(fname, &f.state)
 		}

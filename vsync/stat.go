@@ -178,15 +178,20 @@ func (e *Engine) Fill(ctx context.Context) error {
 	if err != nil || len(todo) == 0 {
 		return err
 	}
-	start, filled, want := time.Now(), 0, len(todo)
-	for len(todo) > 0 && ctx.Err() == nil {
-		chunk := todo[:min(fillChunk, len(todo))]
-		todo = todo[len(chunk):]
-		n, err := e.fillChunk(ctx, chunk)
-		filled += n
-		if err != nil {
-			e.setFillPending()
-			return err
+	start, filled, want := time.Now(), 0, 0
+	for _, l := range todo {
+		want += len(l.msgs)
+	}
+	for _, l := range todo {
+		for ms := l.msgs; len(ms) > 0 && ctx.Err() == nil; {
+			chunk := ms[:min(fillChunk, len(ms))]
+			ms = ms[len(chunk):]
+			n, err := e.fillChunk(ctx, l.mailbox, chunk)
+			filled += n
+			if err != nil {
+				e.setFillPending()
+				return err
+			}
 		}
 	}
 	if filled < want {
@@ -198,14 +203,16 @@ func (e *Engine) Fill(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// mailboxMsg is a message with its mailbox's name.
-type mailboxMsg struct {
+// fillList is a mailbox's messages that Fill is to stat() (by mailbox: 8
+// bytes a message, not 24 with its mailbox's name each; half a million
+// at a cold index of a million).
+type fillList struct {
 	mailbox string
-	m       *index.Message
+	msgs    []*index.Message
 }
 
 // fillTodo returns the messages Fill is to stat().
-func (e *Engine) fillTodo() ([]mailboxMsg, error) {
+func (e *Engine) fillTodo() ([]fillList, error) {
 	if err := e.lockOp(); err != nil {
 		return nil, err
 	}
@@ -223,12 +230,16 @@ func (e *Engine) fillTodo() ([]mailboxMsg, error) {
 			}
 		}
 	}
-	var todo []mailboxMsg
+	var todo []fillList
 	for mb := range need {
+		l := fillList{mailbox: mb}
 		for m := range e.msgs[mb].All() {
 			if unstatted(m) {
-				todo = append(todo, mailboxMsg{mb, m})
+				l.msgs = append(l.msgs, m)
 			}
+		}
+		if len(l.msgs) > 0 {
+			todo = append(todo, l)
 		}
 	}
 	return todo, nil
@@ -240,28 +251,27 @@ func (e *Engine) setFillPending() {
 	e.fillPending = true
 }
 
-func (e *Engine) fillChunk(ctx context.Context, chunk []mailboxMsg) (int, error) {
+func (e *Engine) fillChunk(ctx context.Context, mailbox string, chunk []*index.Message) (int, error) {
 	if err := e.lockOp(); err != nil {
 		return 0, err
 	}
 	defer e.op.Unlock()
 	paths := make([]string, len(chunk))
-	for i, c := range chunk {
-		paths[i] = e.pathOf(c.mailbox, c.m)
+	for i, m := range chunk {
+		paths[i] = e.pathOf(mailbox, m)
 	}
 	size, mtime, ok := lstatAll(ctx, paths, nil)
 	b := e.store.NewBatch()
 	changed := map[key]bool{}
-	for i, c := range chunk {
+	for i, m := range chunk {
 		// Still the same record, at the same place: e.op kept syncs out,
 		// but check rather than trust.
-		m := c.m
-		if !ok[i] || e.msgs[c.mailbox].Get(m.Base()) != m || !unstatted(m) || e.pathOf(c.mailbox, m) != paths[i] {
+		if !ok[i] || e.msgs[mailbox].Get(m.Base()) != m || !unstatted(m) || e.pathOf(mailbox, m) != paths[i] {
 			continue
 		}
 		m.Size, m.MTime = size[i], mtime[i]
-		b.PutMessage(c.mailbox, m)
-		changed[key{c.mailbox, m.Base()}] = true
+		b.PutMessage(mailbox, m)
+		changed[key{mailbox, m.Base()}] = true
 	}
 	if err := e.commitLocked(b, changed, nil); err != nil {
 		return 0, err
