@@ -955,7 +955,12 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			sc.skip = true
 			return
 		}
-		ents, err := maildir.List(mb.Path)
+		list := maildir.List
+		if e.msgs[name].Len() == 0 {
+			// Every name is new and kept: in shared blocks.
+			list = maildir.ListPacked
+		}
+		ents, err := list(mb.Path)
 		if err != nil && ents == nil {
 			if errors.Is(err, os.ErrNotExist) {
 				sc.gone = true

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Inbox is the name of the mailbox at the backend root.
@@ -157,38 +158,45 @@ type Entry struct {
 // symbolic links and names that are not Maildir message names are left
 // out; the latter are reported in the error, the list is complete without
 // them. A missing cur/ or new/ is an error wrapping fs.ErrNotExist.
-func List(dir string) ([]Entry, error) {
+func List(dir string) ([]Entry, error) { return list(dir, nil) }
+
+// ListPacked is List with the names kept in a few shared blocks instead of
+// one allocation each: for a listing whose names are kept (a mailbox's
+// first, a cold index), since any name kept keeps its whole block (64 KiB)
+// in memory.
+func ListPacked(dir string) ([]Entry, error) { return list(dir, &nameArena{}) }
+
+func list(dir string, arena *nameArena) ([]Entry, error) {
 	var out []Entry
 	var errs []error
 	// new/ first: a message moved from new/ to cur/ while they are listed
 	// is seen in one or both, never in neither.
 	for _, sub := range [...]string{"new", "cur"} {
 		d := filepath.Join(dir, sub)
-		f, err := os.Open(d)
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", d, err)
-		}
-		ents, err := f.ReadDir(-1)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", d, err)
-		}
-		for _, e := range ents {
-			n := e.Name()
-			if n[0] == '.' {
-				continue
+		err := readDir(d, func(b []byte, t fs.FileMode) {
+			if b[0] == '.' {
+				return
 			}
-			if t := e.Type(); t&fs.ModeDir != 0 {
-				continue
+			if t&fs.ModeDir != 0 {
+				return
 			} else if t&(fs.ModeSymlink|fs.ModeNamedPipe|fs.ModeSocket|fs.ModeDevice) != 0 {
-				errs = append(errs, fmt.Errorf("%s/%s: %w (skipped)", d, n, ErrNotRegular))
-				continue
+				errs = append(errs, fmt.Errorf("%s/%s: %w (skipped)", d, b, ErrNotRegular))
+				return
 			}
-			if _, err := ParseName(n); err != nil {
+			if _, err := ParseName(unsafe.String(&b[0], len(b))); err != nil { // not kept
 				errs = append(errs, fmt.Errorf("%s: %w", d, err))
-				continue
+				return
+			}
+			var n string
+			if arena != nil {
+				n = arena.string(b)
+			} else {
+				n = string(b)
 			}
 			out = append(out, Entry{New: sub == "new", Name: n})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", d, err)
 		}
 	}
 	return out, errors.Join(errs...)
