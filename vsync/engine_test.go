@@ -376,13 +376,22 @@ func TestFilesChanged(t *testing.T) {
 	}
 }
 
+// agedMessage delivers a message to the backend root's cur/ that was
+// received age ago by the fixture's clock.
+func (f *fixture) agedMessage(name string, age time.Duration) {
+	f.t.Helper()
+	initMaildir(f.t, f.root)
+	p := filepath.Join(f.root, "cur", name)
+	writeMsg(f.t, p, "Subject: a\n\nx\n")
+	at := f.clk.now().Add(-age)
+	if err := os.Chtimes(p, at, at); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func TestTimeMovesFolders(t *testing.T) {
 	f := newFixture(t, 0)
-	initMaildir(t, f.root)
-	p := filepath.Join(f.root, "cur", "1.a:2,S")
-	writeMsg(t, p, "Subject: a\n\nx\n")
-	age := f.clk.now().Add(-3500 * time.Second)
-	os.Chtimes(p, age, age)
+	f.agedMessage("1.a:2,S", 3500*time.Second)
 	e := f.open([]Folder{
 		{Name: "Young", Mailboxes: []string{"*"}, Query: "YOUNGER 3600"},
 		{Name: "Old", Mailboxes: []string{"*"}, Query: "OLDER 3600"},
@@ -412,11 +421,7 @@ func TestTimeMovesFolders(t *testing.T) {
 // restart. Messages that cross after it still move.
 func TestFullEvaluationIsATick(t *testing.T) {
 	f := newFixture(t, 0)
-	initMaildir(t, f.root)
-	p := filepath.Join(f.root, "cur", "1.a:2,S")
-	writeMsg(t, p, "Subject: a\n\nx\n")
-	age := f.clk.now().Add(-3500 * time.Second)
-	os.Chtimes(p, age, age)
+	f.agedMessage("1.a:2,S", 3500*time.Second)
 	folders := []Folder{
 		{Name: "Young", Mailboxes: []string{"*"}, Query: "YOUNGER 3600"},
 		{Name: "Old", Mailboxes: []string{"*"}, Query: "OLDER 3600"},
