@@ -3,6 +3,7 @@ package maildir
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -127,8 +128,11 @@ func TestListNeverTmp(t *testing.T) {
 	if after := snapshot(t, dir); !reflect.DeepEqual(before, after) {
 		t.Errorf("List modified the Maildir: %v -> %v", before, after)
 	}
-	if _, err := List(t.TempDir()); err == nil {
-		t.Error("List of a non-Maildir succeeded")
+	// A vanished mailbox: the engine takes ErrNotExist for "gone".
+	for _, list := range []func(string) ([]Entry, error){List, ListPacked} {
+		if _, err := list(t.TempDir()); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("listing a directory without cur/ and new/: %v, want ErrNotExist", err)
+		}
 	}
 }
 
