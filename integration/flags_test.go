@@ -39,16 +39,25 @@ func oneMessage(t *testing.T) (string, *mounted, string) {
 // base, failing unless there is exactly one.
 func backendFlags(t *testing.T, root, base string) (flags string, inNew bool) {
 	t.Helper()
+	found := backendFiles(t, root, base)
+	if len(found) != 1 {
+		t.Fatalf("%d backend files of base %s: %+v", len(found), base, found)
+	}
+	return found[0].Flags, found[0].New
+}
+
+// backendFiles returns the backend files of a base name. It lists new/ and
+// then cur/ of each mailbox: a message moved between them meanwhile is
+// seen twice or not at all, so a caller racing a client polls.
+func backendFiles(t *testing.T, root, base string) []backendMsg {
+	t.Helper()
 	var found []backendMsg
 	for _, b := range backend(t, root) {
 		if maildir.BaseOf(b.Name) == base {
 			found = append(found, b)
 		}
 	}
-	if len(found) != 1 {
-		t.Fatalf("%d backend files of base %s: %+v", len(found), base, found)
-	}
-	return found[0].Flags, found[0].New
+	return found
 }
 
 // TestSetThenClearFlags: mark read then unread, flag then unflag, trash
