@@ -118,25 +118,46 @@ func TestNewAndRecreatedMailboxes(t *testing.T) {
 	mkbox(t, nb)
 	c.wait(t, "tree change", func(b Batch) bool { return b.Tree })
 	// Deliveries into it are seen (its watches were added).
-	time.Sleep(50 * time.Millisecond)
+	waitWatched(t, w, filepath.Join(nb, "new"))
 	maildir.Deliver(nb, strings.NewReader("x"), "", false)
 	c.wait(t, "delivery in the new mailbox", func(b Batch) bool { return has(b, nb) })
 	// Deleted and recreated: watched again.
 	os.RemoveAll(nb)
 	time.Sleep(100 * time.Millisecond)
 	mkbox(t, nb)
-	time.Sleep(100 * time.Millisecond)
+	waitWatched(t, w, filepath.Join(nb, "new"))
 	n := c.count()
 	maildir.Deliver(nb, strings.NewReader("x"), "", false)
 	c.waitFrom(t, n, "delivery in the recreated mailbox", func(b Batch) bool { return has(b, nb) })
 	// A nested mailbox.
 	nested := filepath.Join(root, "Work", "Project")
 	mkbox(t, nested)
-	time.Sleep(100 * time.Millisecond)
+	// Delivered once its new/ is watched: a delivery before that is found
+	// by the owner's listing of the mailbox after the tree change, which
+	// this collector does not do (under load, 100 ms was not always enough
+	// for the two rounds of rearming that "Work" and then "Project" take).
+	waitWatched(t, w, filepath.Join(nested, "new"))
 	maildir.Deliver(nested, strings.NewReader("x"), "", false)
 	c.wait(t, "delivery in a nested mailbox", func(b Batch) bool { return has(b, nested) })
 	if watched, _ := w.Watches(); watched < 9 {
 		t.Errorf("only %d watches", watched)
+	}
+}
+
+// waitWatched waits until dir, as it is now (a recreated directory is
+// another inode), has a watch.
+func waitWatched(t *testing.T, w *Watcher, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		w.mu.Lock()
+		ino, ok := w.watched[dir]
+		w.mu.Unlock()
+		if ok && ino == inode(dir) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not watched after 5 s", dir)
+		}
 	}
 }
 
