@@ -6,6 +6,7 @@ import (
 	"sort"
 	"unsafe"
 
+	"vmfs/internal/arena"
 	"vmfs/internal/maildir"
 )
 
@@ -31,32 +32,8 @@ type dec struct {
 	// for strings replaced before the buffer is reused (the snapshot's).
 	view bool
 	// arena, when set, receives copies of the strings (the snapshot's
-	// strings that are kept: see strArena).
-	arena *strArena
-}
-
-// strArena holds strings copied out of a buffer that is to be dropped, in
-// blocks of 1 MiB: one allocation per block instead of one per string,
-// and only the strings' bytes kept, not the records around them. A block
-// is only ever appended to within its capacity, so the strings cut from
-// it never change.
-type strArena struct{ cur []byte }
-
-const arenaBlock = 1 << 20
-
-func (a *strArena) str(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(b) > cap(a.cur)-len(a.cur) {
-		if len(b) > arenaBlock/4 {
-			return string(b) // a big one gets its own allocation
-		}
-		a.cur = make([]byte, 0, arenaBlock)
-	}
-	start := len(a.cur)
-	a.cur = append(a.cur, b...)
-	return unsafe.String(&a.cur[start], len(b))
+	// strings that are kept), in 1 MiB blocks.
+	arena *arena.Strings
 }
 
 func (d *dec) uvarint() uint64 {
@@ -96,7 +73,7 @@ func (d *dec) str() string {
 	}
 	var s string
 	if d.arena != nil {
-		s = d.arena.str(d.b[:n])
+		s = d.arena.Copy(d.b[:n])
 	} else if d.view && n > 0 {
 		s = unsafe.String(&d.b[0], n)
 	} else {

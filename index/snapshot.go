@@ -12,6 +12,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"vmfs/internal/arena"
 	"vmfs/internal/space"
 )
 
@@ -129,7 +130,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 	// into an arena (a message's name and the headers queries need): a
 	// message's base name is a part of its name, and a member's mailbox
 	// and base name are its message's.
-	arena := &strArena{}
+	strs := &arena.Strings{BlockSize: 1 << 20}
 	var buf []byte
 	var d dec // one decoder, reset for every record
 	next := func() (byte, *dec, error) {
@@ -148,7 +149,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return 0, nil, errValue
 		}
-		d = dec{b: buf, arena: arena}
+		d = dec{b: buf, arena: strs}
 		return typ, &d, nil
 	}
 	snap := &Snapshot{
@@ -239,7 +240,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			var msg *Message
 			if r == 0 {
 				m.Mailbox, m.Base = rec.str(), rec.str()
-				m.Mailbox, m.Base = arena.str([]byte(m.Mailbox)), arena.str([]byte(m.Base))
+				m.Mailbox, m.Base = strs.Copy([]byte(m.Mailbox)), strs.Copy([]byte(m.Base))
 			} else {
 				// The slab of the r-th message: the last one whose
 				// first message comes before it.
@@ -253,7 +254,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			if rec.done() != nil {
 				return nil, 0, errValue
 			}
-			m.Name = arena.str([]byte(m.Name))
+			m.Name = strs.Copy([]byte(m.Name))
 			name, ok := folders[folder] // not the view: a map keeps the key it is given
 			if !ok {
 				name = string([]byte(folder))

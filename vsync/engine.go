@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"vmfs/index"
+	"vmfs/internal/arena"
 	"vmfs/internal/dvirtual"
 	"vmfs/internal/maildir"
 	"vmfs/internal/message"
@@ -955,12 +956,14 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			sc.skip = true
 			return
 		}
-		list := maildir.List
+		var ents []maildir.Entry
+		var err error
 		if e.msgs[name].Len() == 0 {
 			// Every name is new and kept: in shared blocks.
-			list = maildir.ListPacked
+			ents, err = maildir.ListWith(mb.Path, (&arena.Strings{}).Copy)
+		} else {
+			ents, err = maildir.List(mb.Path)
 		}
-		ents, err := list(mb.Path)
 		if err != nil && ents == nil {
 			if errors.Is(err, os.ErrNotExist) {
 				sc.gone = true

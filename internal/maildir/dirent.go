@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // readDir calls fn with every entry of directory d but "." and "..": its
@@ -82,26 +81,4 @@ func direntType(t byte) (fs.FileMode, bool) {
 		return fs.ModeDevice, true
 	}
 	return 0, false
-}
-
-// arenaBlock is the size of the blocks ListPacked keeps names in: about
-// 1,300 Maildir names. A name still in use keeps its whole block.
-const arenaBlock = 64 << 10
-
-// nameArena hands out strings copied into shared blocks: one allocation
-// per block, not per name, and no rounding up to a size class (Maildir
-// names of 49-64 bytes take 64 each).
-type nameArena struct{ block []byte }
-
-func (a *nameArena) string(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(a.block)+len(b) > cap(a.block) {
-		a.block = make([]byte, 0, max(arenaBlock, len(b)))
-	}
-	n := len(a.block)
-	a.block = append(a.block, b...)
-	// Bytes of a block, once appended, are never written again.
-	return unsafe.String(&a.block[n], len(b))
 }

@@ -158,15 +158,15 @@ type Entry struct {
 // symbolic links and names that are not Maildir message names are left
 // out; the latter are reported in the error, the list is complete without
 // them. A missing cur/ or new/ is an error wrapping fs.ErrNotExist.
-func List(dir string) ([]Entry, error) { return list(dir, nil) }
+func List(dir string) ([]Entry, error) { return list(dir, func(b []byte) string { return string(b) }) }
 
-// ListPacked is List with the names kept in a few shared blocks instead of
-// one allocation each: for a listing whose names are kept (a mailbox's
-// first, a cold index), since any name kept keeps its whole block (64 KiB)
-// in memory.
-func ListPacked(dir string) ([]Entry, error) { return list(dir, &nameArena{}) }
+// ListWith is List with each name made by keep from the bytes read from
+// the directory (valid only during the call); List allocates each. A
+// caller that keeps every name (a mailbox's first listing) can keep them
+// in shared blocks.
+func ListWith(dir string, keep func([]byte) string) ([]Entry, error) { return list(dir, keep) }
 
-func list(dir string, arena *nameArena) ([]Entry, error) {
+func list(dir string, keep func([]byte) string) ([]Entry, error) {
 	var out []Entry
 	var errs []error
 	// new/ first: a message moved from new/ to cur/ while they are listed
@@ -187,13 +187,7 @@ func list(dir string, arena *nameArena) ([]Entry, error) {
 				errs = append(errs, fmt.Errorf("%s: %w", d, err))
 				return
 			}
-			var n string
-			if arena != nil {
-				n = arena.string(b)
-			} else {
-				n = string(b)
-			}
-			out = append(out, Entry{New: sub == "new", Name: n})
+			out = append(out, Entry{New: sub == "new", Name: keep(b)})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", d, err)
