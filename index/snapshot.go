@@ -324,12 +324,15 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 		total += len(ms)
 	}
 	ref := make(map[*Message]uint64, total)
-	for _, ms := range snap.Members {
-		for _, m := range ms {
+	msgs := make(map[string][]*Message, len(snap.Members)) // each member's, nil if none
+	for name, ms := range snap.Members {
+		l := make([]*Message, len(ms))
+		for i, m := range ms {
 			if msg := snap.Messages[m.Mailbox].Get(m.Base); msg != nil {
-				ref[msg] = 0
+				ref[msg], l[i] = 0, msg
 			}
 		}
+		msgs[name] = l
 	}
 	var buf []byte // one buffer for every record
 	n := uint64(0)
@@ -361,7 +364,7 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 				vk = keys[i*KeyLen : (i+1)*KeyLen]
 			}
 			var r uint64 // 0: no message
-			if msg := snap.Messages[m.Mailbox].Get(m.Base); msg != nil {
+			if msg := msgs[name][i]; msg != nil {
 				r = ref[msg]
 			}
 			e := enc(buf[:0]).str(name).uvarint(uint64(m.UID)).str(string(vk)).uvarint(r).varint(m.Linger).bool(m.Written).str(m.Name)
