@@ -128,6 +128,10 @@ type Message struct {
 	// NeedsHash says which header-derived metadata Meta holds.
 	NeedsHash uint32
 	New       bool // in new/
+	// Unsaved is set by the engine on a record it changed in memory only
+	// (the sizes and dates Fill reads, see Store.MarkUnsaved); PutMessage
+	// clears it. Not stored.
+	Unsaved bool
 }
 
 // Base is the message's base name (its key in its mailbox): its file name

@@ -25,13 +25,14 @@ import (
 // File: "vmfs-snapshot" | schema uint32 | generation uint64 | records,
 // each: type byte | uvarint length | payload, ending with type 0.
 //
-//	'M': str mailbox | uvarint n, then n records 'm': Message
+//	'M': str mailbox | uvarint n, then n records 'm': Message, or 'n':
+//	     a Message that the store holds as it was before (Unsaved)
 //	'b': str mailbox | MailboxState
 //	'f': str folder  | FolderState
 //	'u': str folder  | uvarint uid | str key | uvarint ref |
 //	     varint Linger | bool Written | str Name [| str Mailbox | str Base]
 //
-// A member's ref is 1 + the ordinal of its message's 'm' record in the
+// A member's ref is 1 + the ordinal of its message's 'm' (or 'n') record in the
 // file, which gives its mailbox and base name; 0 if the file has none, and
 // then they follow. (Files of earlier formats, "vmfs-snapshot" and
 // "vmfs-snapshot2", are not read: the store is loaded key by key once.)
@@ -193,13 +194,14 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			read += count
 			for i := range slab {
 				typ, r, err := next()
-				if err != nil || typ != 'm' {
+				if err != nil || (typ != 'm' && typ != 'n') {
 					return nil, 0, errValue
 				}
 				m := &slab[i]
 				if m.decodeFrom(r) != nil || m.Name == "" {
 					return nil, 0, errValue
 				}
+				m.Unsaved = typ == 'n'
 				ms.Put(m)
 				snap.Unstatted = snap.Unstatted || m.Size < 0
 			}
@@ -277,6 +279,11 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 	return snap, g, nil
 }
 
+// MarkUnsaved says that memory holds changes the store does not (records
+// marked Unsaved): the next SaveSnapshot writes a snapshot even when there
+// was no commit since the one the store was loaded from.
+func (s *Store) MarkUnsaved() { s.loadedGen = 0 }
+
 // SaveSnapshot writes snap as the store's snapshot at its current
 // generation (tmp file, fsync, rename). Call it when nothing else writes.
 // Nothing is written when the snapshot the store was loaded from is still
@@ -344,7 +351,11 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 				ref[m] = n
 			}
 			buf = m.appendEncoded(buf[:0])
-			rec('m', buf)
+			if m.Unsaved {
+				rec('n', buf)
+			} else {
+				rec('m', buf)
+			}
 		}
 	}
 	for mb, st := range snap.Mailboxes {

@@ -45,7 +45,15 @@ type Store struct {
 	releasing, released chan struct{}
 	stopRelease         sync.Once
 
-	mu sync.Mutex // protects held
+	// empty is set while the store holds nothing but its version and
+	// generation: its first big batch is streamed (bulk.go). streamMin is
+	// how big (streamMin, the constant, unless a test changes it);
+	// streamed counts the batches streamed.
+	empty     bool
+	streamMin int
+	streamed  int
+
+	mu sync.Mutex // protects held, and serializes writes with value-log GC
 	// held are the changes of commits made while the state directory's
 	// file system was short of space (see Commit), oldest first.
 	held []op
@@ -93,6 +101,9 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
+	if _, err := os.Lstat(bulkMarker(dir)); err == nil {
+		return nil, fmt.Errorf("%w: %s: vmfs stopped while it wrote a cold index", ErrDamaged, dir)
+	}
 	db, err := openBadger(dir)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -100,7 +111,7 @@ func Open(dir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("%w: open %s: %v", ErrDamaged, dir, err)
 	}
-	s := &Store{db: db, dir: dir, mapDir: dir}
+	s := &Store{db: db, dir: dir, mapDir: dir, streamMin: streamMin}
 	if abs, err := filepath.Abs(dir); err == nil {
 		if real, err := filepath.EvalSymlinks(abs); err == nil {
 			s.mapDir = real
@@ -109,6 +120,9 @@ func Open(dir string) (*Store, error) {
 	v, err := s.version()
 	if err == nil {
 		s.gen, err = s.generation()
+	}
+	if err == nil {
+		s.empty, err = s.isEmpty()
 	}
 	switch {
 	case err != nil:
@@ -146,6 +160,9 @@ func Rebuild(dir string) (*Store, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("index: remove %s: %w", dir, err)
 	}
+	if err := os.Remove(bulkMarker(dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("index: %w", err)
+	}
 	return Open(dir)
 }
 
@@ -157,6 +174,8 @@ func (s *Store) Close() error {
 
 // RunGC reclaims value-log space; call it now and then.
 func (s *Store) RunGC() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for s.db.RunValueLogGC(0.5) == nil {
 	}
 }
@@ -346,6 +365,7 @@ func (b *Batch) ClearIncomplete() { b.del(incompleteKey()) }
 // PutMessage records a message of a mailbox, as it is when the batch is
 // committed.
 func (b *Batch) PutMessage(mailbox string, m *Message) {
+	m.Unsaved = false
 	b.ops = append(b.ops, op{key: b.msgPrefix.of(mailbox, messagePrefix), rec: m})
 }
 
@@ -456,6 +476,11 @@ func (s *Store) Holding() bool {
 // in marked parts when they are too many for one (the generation with the
 // mark, first: a part written makes the snapshot stale).
 func (s *Store) writeOps(ops []op) error {
+	if s.empty && records(ops) >= s.streamMin {
+		s.empty = false
+		return s.streamOps(ops)
+	}
+	s.empty = false
 	gen := s.generationOp()
 	var c changes
 	err := s.db.Update(func(txn *badger.Txn) error {
@@ -569,6 +594,7 @@ func apply(txn *badger.Txn, o op) error {
 // SetIncomplete sets or clears the incomplete marker: the engine clears it
 // once it has re-evaluated everything; tests set it to simulate a crash.
 func (s *Store) SetIncomplete(on bool) error {
+	s.empty = s.empty && !on
 	return s.db.Update(func(txn *badger.Txn) error {
 		if on {
 			return txn.Set(incompleteKey(), []byte{1})

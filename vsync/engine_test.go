@@ -715,6 +715,124 @@ func TestDeferredStat(t *testing.T) {
 	checkEntries("Big", big)
 	checkEntries("Young", young)
 	checkEntries("Unread", unread)
+
+	// What Fill read is written to the store only for the messages that
+	// joined a folder; the rest is in the snapshot written at stop.
+	e.Close()
+	st, err := index.Open(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := st.Load() // key by key, not the snapshot
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsaved := 0
+	for _, ms := range snap.Messages {
+		for m := range ms.All() {
+			if m.Size < 0 {
+				unsaved++
+			}
+		}
+	}
+	for folder, mems := range snap.Members {
+		for _, mem := range mems {
+			if m := snap.Messages[mem.Mailbox].Get(mem.Base); m == nil || m.Size < 0 {
+				t.Fatalf("%s's member %s/%s has no size in the store: %+v", folder, mem.Mailbox, mem.Base, m)
+			}
+		}
+	}
+	if unsaved == 0 {
+		t.Error("Fill wrote every message it stat()ed to the store")
+	}
+	// A clean stop: the next start has every size from the snapshot.
+	e = f.open(folders)
+	if p := pending(); p != 0 {
+		t.Fatalf("after a clean stop %d messages are not stat()ed", p)
+	}
+	checkEntries("Big", big)
+	checkEntries("Young", young)
+	checkEntries("Unread", unread)
+	// A crash (no snapshot written): the folders are the same, Fill reads
+	// again what the store lacks.
+	e.Close()
+	if err := os.Remove(e.store.SnapshotFile()); err != nil {
+		t.Fatal(err)
+	}
+	e = f.open(folders)
+	if p := pending(); p != unsaved {
+		t.Fatalf("after a crash %d messages are not stat()ed, want %d", p, unsaved)
+	}
+	checkEntries("Big", big)
+	checkEntries("Young", young)
+	checkEntries("Unread", unread)
+	if err := e.Fill(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkEntries("Big", big)
+	checkEntries("Young", young)
+	e.Close()
+	e = f.open(folders)
+	if p := pending(); p != 0 {
+		t.Fatalf("Fill after a crash: %d messages are not stat()ed after a clean stop", p)
+	}
+}
+
+// Fill that makes no message join a folder commits nothing, and what it
+// read still reaches the snapshot written at stop (the store's generation
+// did not move, so a snapshot of it was "current").
+func TestFillWithoutJoinsIsSaved(t *testing.T) {
+	f := newFixture(t, 1500)
+	folders := []Folder{
+		{Name: "Unread", Mailboxes: []string{"*"}, Query: "UNSEEN"},
+		{Name: "Ancient", Mailboxes: []string{"*"}, Query: "OLDER 3153600000"}, // 100 years
+	}
+	pending := func(e *Engine) int {
+		e.lockOpAny()
+		defer e.op.Unlock()
+		n := 0
+		for _, ms := range e.msgs {
+			for m := range ms.All() {
+				if unstatted(m) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	// Mailboxes unchanged for an hour: a restart lists none of them
+	// again and commits nothing.
+	tr, _ := maildir.Discover(f.root)
+	hour := time.Now().Add(-time.Hour)
+	for _, mb := range tr.Mailboxes {
+		for _, sub := range []string{"cur", "new"} {
+			if err := os.Chtimes(filepath.Join(mb.Path, sub), hour, hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e := f.open(folders)
+	before := pending(e)
+	if before == 0 {
+		t.Fatal("nothing was deferred")
+	}
+	e.Close() // before Fill: the snapshot has them unstatted
+	e = f.open(folders)
+	if p := pending(e); p != before {
+		t.Fatalf("restart: %d pending, want %d", p, before)
+	}
+	if err := e.Fill(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.list("Ancient")); n != 0 {
+		t.Fatalf("Ancient has %d members", n)
+	}
+	e.Close()
+	e = f.open(folders)
+	if p := pending(e); p != 0 {
+		t.Fatalf("after Fill and a clean stop, %d messages are not stat()ed", p)
+	}
 }
 
 // TestAddAndRemoveFolder: a folder added while running (mkdir of a

@@ -370,6 +370,9 @@ func (f *folder) apply(e *Engine, b *index.Batch, cand []candidate, sel map[stri
 	bulk := len(added) > 1000 && 2*len(added) > f.members.Len()+len(added)
 	for _, i := range added {
 		k := kept[i].k
+		if m := kept[i].m; m.Unsaved { // stat()ed by Fill: written as it joins
+			b.PutMessage(k.mailbox, m)
+		}
 		mem := &index.Member{UID: f.state.NextUID, Mailbox: k.mailbox, Base: k.base}
 		f.state.NextUID++
 		// A message delivered through vmfs keeps its client's name, also

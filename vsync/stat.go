@@ -269,9 +269,19 @@ func (e *Engine) fillChunk(ctx context.Context, mailbox string, chunk []*index.M
 		if !ok[i] || e.msgs[mailbox].Get(m.Base()) != m || !unstatted(m) || e.pathOf(mailbox, m) != paths[i] {
 			continue
 		}
-		m.Size, m.MTime = size[i], mtime[i]
-		b.PutMessage(mailbox, m)
+		// Kept in memory, and in the snapshot written at stop, not written
+		// to the store: most of these join no folder, and at a million
+		// messages writing them all made Badger compact for as long as
+		// Fill ran, with 60-90 MB of its table builders and memtables
+		// live (the largest heap of a cold index). A message that joins
+		// a folder is written then (folder.apply), so that every member's
+		// record in the store has its size and date; after a crash the
+		// others are stat()ed again.
+		m.Size, m.MTime, m.Unsaved = size[i], mtime[i], true
 		changed[key{mailbox, m.Base()}] = true
+	}
+	if len(changed) > 0 {
+		e.store.MarkUnsaved()
 	}
 	if err := e.commitLocked(b, changed, nil); err != nil {
 		return 0, err
