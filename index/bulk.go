@@ -102,7 +102,7 @@ func (s *Store) streamOps(ops []op) error {
 		sw.Cancel()
 		return fmt.Errorf("index: stream: %w", err)
 	}
-	w := &streamer{sw: sw, buf: z.NewBuffer(streamBuf+streamBuf/4, "vmfs.stream")}
+	w := &streamer{s: s, sw: sw, buf: z.NewBuffer(streamBuf+streamBuf/4, "vmfs.stream")}
 	for _, u := range units {
 		if err := w.unit(u); err != nil {
 			w.buf.Release()
@@ -116,6 +116,9 @@ func (s *Store) streamOps(ops []op) error {
 		return err
 	}
 	w.buf.Release()
+	if s.CrashPoint != nil {
+		s.CrashPoint("mid-stream") // every record sent, not all of them written
+	}
 	if err := sw.Flush(); err != nil {
 		return fmt.Errorf("index: stream: %w", err)
 	}
@@ -194,10 +197,13 @@ type deleted struct {
 }
 
 // streamBuf is how many bytes of records go to the StreamWriter at once.
-const streamBuf = 4 << 20
+// Each Write holds them again as Badger's entries (about 3 times the
+// size), and up to 4 Writes are in flight.
+const streamBuf = 1 << 20
 
 // streamer feeds a StreamWriter, in key order.
 type streamer struct {
+	s        *Store
 	sw       *badger.StreamWriter
 	buf      *z.Buffer
 	key, val []byte // scratch
@@ -221,6 +227,8 @@ func (w *streamer) flush() error {
 		return fmt.Errorf("index: stream: %w", err)
 	}
 	w.buf.Reset()
+	// The tables written so far are mapped, and resident, until released.
+	w.s.releaseMapped()
 	return nil
 }
 
@@ -233,63 +241,63 @@ func (w *streamer) unit(u *unit) error {
 		}
 		return nil // deleted
 	}
+	// A key's ops in batch order, as records (8 bytes each: a cold
+	// index's biggest folder has hundreds of thousands of members);
+	// records deleted by key are stand-ins found in dels.
 	if u.isMessage {
-		type item struct {
-			base string
-			m    *Message // nil: deleted
-		}
-		var items []item
+		var recs []*Message
+		dels := map[*Message]bool{}
 		for _, o := range u.ops {
 			switch r := o.rec.(type) {
 			case *Message:
-				items = append(items, item{r.Base(), r})
+				recs = append(recs, r)
 			case *MessageSet:
-				items = slices.Grow(items, r.Len())
+				recs = slices.Grow(recs, r.Len())
 				for m := range r.All() {
-					items = append(items, item{m.Base(), m})
+					recs = append(recs, m)
 				}
 			case deleted:
-				items = append(items, item{r.base, nil})
+				m := &Message{Name: r.base}
+				recs, dels[m] = append(recs, m), true
 			}
 		}
-		slices.SortStableFunc(items, func(a, b item) int { return cmp.Compare(a.base, b.base) })
-		for i, it := range items {
-			if it.m == nil || (i+1 < len(items) && items[i+1].base == it.base) {
+		slices.SortStableFunc(recs, func(a, b *Message) int { return cmp.Compare(a.Base(), b.Base()) })
+		for i, m := range recs {
+			base := m.Base()
+			if dels[m] || (i+1 < len(recs) && recs[i+1].Base() == base) {
 				continue
 			}
-			w.key = append(append(w.key[:0], u.key...), it.base...)
-			w.val = it.m.appendEncoded(w.val[:0])
+			w.key = append(append(w.key[:0], u.key...), base...)
+			w.val = m.appendEncoded(w.val[:0])
 			if err := w.put(w.key, w.val); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	type item struct {
-		uid uint32
-		m   *Member // nil: deleted
-	}
-	var items []item
+	var recs []*Member
+	dels := map[*Member]bool{}
 	for _, o := range u.ops {
 		switch r := o.rec.(type) {
 		case *Member:
-			items = append(items, item{r.UID, r})
+			recs = append(recs, r)
 		case *MemberSet:
-			items = slices.Grow(items, r.Len())
+			recs = slices.Grow(recs, r.Len())
 			for m := range r.All() {
-				items = append(items, item{m.UID, m})
+				recs = append(recs, m)
 			}
 		case deleted:
-			items = append(items, item{r.uid, nil})
+			m := &Member{UID: r.uid}
+			recs, dels[m] = append(recs, m), true
 		}
 	}
-	slices.SortStableFunc(items, func(a, b item) int { return cmp.Compare(a.uid, b.uid) })
-	for i, it := range items {
-		if it.m == nil || (i+1 < len(items) && items[i+1].uid == it.uid) {
+	slices.SortStableFunc(recs, func(a, b *Member) int { return cmp.Compare(a.UID, b.UID) })
+	for i, m := range recs {
+		if dels[m] || (i+1 < len(recs) && recs[i+1].UID == m.UID) {
 			continue
 		}
-		w.key = binary.BigEndian.AppendUint32(append(w.key[:0], u.key...), it.uid)
-		w.val = append(w.val[:0], it.m.encode()...)
+		w.key = binary.BigEndian.AppendUint32(append(w.key[:0], u.key...), m.UID)
+		w.val = append(w.val[:0], m.encode()...)
 		if err := w.put(w.key, w.val); err != nil {
 			return err
 		}

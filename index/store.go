@@ -45,6 +45,11 @@ type Store struct {
 	releasing, released chan struct{}
 	stopRelease         sync.Once
 
+	// CrashPoint, if set, is called at named points of a write (the
+	// engine's Config.CrashPoint: the reliability tests end the process
+	// there).
+	CrashPoint func(name string)
+
 	// empty is set while the store holds nothing but its version and
 	// generation: its first big batch is streamed (bulk.go). streamMin is
 	// how big (streamMin, the constant, unless a test changes it);

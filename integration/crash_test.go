@@ -3,6 +3,7 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,63 +214,120 @@ func TestDamagedStateDir(t *testing.T) {
 }
 
 // TestKill9DuringColdIndex: vmfs is killed while it builds the index of
-// 50,000 messages; started again, it finishes the index and Unread is
-// exact.
+// 50,000 messages — while it reads the backend, or while it streams the
+// finished index into its store (that store is then damaged, and rebuilt);
+// started again, it finishes the index and Unread is exact.
 func TestKill9DuringColdIndex(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "mail")
 	if _, err := corpus.Generate(root, corpus.Options{Messages: 50000, Mailboxes: 20, Seed: 13, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	requireFUSE(t)
+	for _, when := range []string{"reading", "mid-stream"} {
+		t.Run(when, func(t *testing.T) { kill9DuringColdIndex(t, root, when) })
+	}
+}
+
+func kill9DuringColdIndex(t *testing.T, root, when string) {
 	m := &mounted{t: t, mnt: t.TempDir(), state: t.TempDir(), backend: root, xdg: t.TempDir()}
 	m.stderr, m.exited = &syncBuffer{}, make(chan error, 1)
 	m.cmd = exec.Command(vmfsBin, "mount", "--state", m.state, root, m.mnt)
 	m.cmd.Stderr = m.stderr
 	m.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+m.xdg)
+	if when != "reading" {
+		m.cmd.Env = append(m.cmd.Env, "VMFS_TEST_CRASH="+when)
+	}
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { m.exited <- m.cmd.Wait() }()
-	// Kill it once the index is under way.
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(m.stderr.String(), "msg=indexing") && !isMounted(m.mnt) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress:\n%s", m.stderr)
+	if when == "reading" {
+		// Kill it once the index is under way.
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(m.stderr.String(), "msg=indexing") && !isMounted(m.mnt) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no progress:\n%s", m.stderr)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(5 * time.Millisecond)
+		m.cmd.Process.Signal(syscall.SIGKILL)
 	}
-	m.cmd.Process.Signal(syscall.SIGKILL)
-	<-m.exited
+	select {
+	case <-m.exited:
+	case <-time.After(2 * time.Minute):
+		m.cmd.Process.Signal(syscall.SIGKILL)
+		<-m.exited
+		t.Fatalf("the crash point was not reached:\n%s", m.stderr)
+	}
 	if isMounted(m.mnt) {
 		exec.Command("fusermount3", "-u", m.mnt).Run()
 	}
+	if when == "mid-stream" {
+		if !strings.Contains(m.stderr.String(), "test crash point reached") {
+			t.Fatalf("it did not stop at the crash point:\n%s", m.stderr)
+		}
+		if bulk := bulkMarkers(m.state); len(bulk) != 1 {
+			t.Fatalf("markers of a stream cut short: %v", bulk)
+		}
+	}
 	t.Cleanup(m.unmount)
 	m.start()
-	want := unreadTruth(t, root)
-	got := 0
-	seen := map[string]bool{}
-	for _, sub := range []string{"new", "cur"} {
-		for _, n := range names(t, m.path("Unread", sub)) {
-			b := maildir.BaseOf(n)
-			if seen[b] {
-				t.Fatalf("%s listed twice", b)
+	if when == "mid-stream" {
+		if !strings.Contains(m.stderr.String(), "rebuilding from the backend") {
+			t.Errorf("a store whose stream was cut short was not rebuilt:\n%s", m.stderr)
+		}
+	}
+	check := func() {
+		want := unreadTruth(t, root)
+		got := 0
+		seen := map[string]bool{}
+		for _, sub := range []string{"new", "cur"} {
+			for _, n := range names(t, m.path("Unread", sub)) {
+				b := maildir.BaseOf(n)
+				if seen[b] {
+					t.Fatalf("%s listed twice", b)
+				}
+				seen[b] = true
+				got++
 			}
-			seen[b] = true
-			got++
 		}
-	}
-	if got != len(want) {
-		t.Fatalf("after the crash and restart Unread has %d, the backend %d unseen", got, len(want))
-	}
-	flagged := 0
-	for _, b := range backend(t, root) {
-		if b.Mailbox != "Trash" && b.Mailbox != "Junk" && strings.Contains(b.Flags, "F") {
-			flagged++
+		if got != len(want) {
+			t.Fatalf("after the crash and restart Unread has %d, the backend %d unseen", got, len(want))
 		}
+		flagged := 0
+		for _, b := range backend(t, root) {
+			if b.Mailbox != "Trash" && b.Mailbox != "Junk" && strings.Contains(b.Flags, "F") {
+				flagged++
+			}
+		}
+		if n := len(names(t, m.path("Flagged", "cur"))) + len(names(t, m.path("Flagged", "new"))); n != flagged {
+			t.Fatalf("Flagged has %d, the backend %d flagged", n, flagged)
+		}
+
 	}
-	if n := len(names(t, m.path("Flagged", "cur"))) + len(names(t, m.path("Flagged", "new"))); n != flagged {
-		t.Fatalf("Flagged has %d, the backend %d flagged", n, flagged)
+	check()
+	if when == "mid-stream" {
+		// The rebuilt index was streamed whole: a clean restart finds
+		// nothing to repair.
+		m.remount()
+		if strings.Contains(m.stderr.String(), "rebuilding") || len(bulkMarkers(m.state)) > 0 {
+			t.Errorf("after a clean stop: markers %v\n%s", bulkMarkers(m.state), m.stderr)
+		}
+		check()
 	}
+}
+
+// bulkMarkers returns the marker files of cold indexes being streamed
+// into stores under a state directory.
+func bulkMarkers(state string) []string {
+	var found []string
+	filepath.WalkDir(state, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".bulk") {
+			found = append(found, p)
+		}
+		return nil
+	})
+	return found
 }
 
 // TestFullStateDir: a client fills the state directory's file system

@@ -75,7 +75,8 @@ type Config struct {
 	Now   func() time.Time // default time.Now
 	// CrashPoint, if set, is called at named points between a backend
 	// change and its index commit ("after-rename", "before-redeliver",
-	// "after-deliver"): the crash tests end the process there.
+	// "after-deliver"), and in the middle of streaming a cold index into
+	// the store ("mid-stream"): the crash tests end the process there.
 	CrashPoint func(name string)
 	// OnChange is called after a change of the listings of folders, once
 	// their views are published, by the writer (op held): it may read
@@ -262,6 +263,7 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.store = st
+	st.CrashPoint = cfg.CrashPoint
 	tLoad := time.Since(t0)
 	e.msgs, e.mstate = snap.Messages, snap.Mailboxes
 	// A big batch cut short by a crash may have recorded messages without

@@ -50,14 +50,15 @@ func governMemory(ctx context.Context, loading, built <-chan struct{}, peakProfi
 		return
 	}
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	peak := int64(0)
+	peak, last := int64(0), int64(0)
 	set := func() {
 		metrics.Read(sample)
 		live := int64(0)
 		if sample[0].Value.Kind() == metrics.KindUint64 {
 			live = int64(sample[0].Value.Uint64())
 		}
-		debug.SetMemoryLimit(max(memFloor, live+live/4+memMargin))
+		debug.SetMemoryLimit(limitFor(live, last))
+		last = live
 		if peakProfile != "" && live > peak {
 			peak = live
 			if f, err := os.Create(peakProfile); err == nil {
@@ -85,6 +86,18 @@ func governMemory(ctx context.Context, loading, built <-chan struct{}, peakProfi
 	}
 	afterEachGC(ctx, set)
 	<-ctx.Done()
+}
+
+// limitFor is the memory limit after a collection that found live bytes
+// live, the one before it last: what is live, plus room for as much again
+// as it grew since (while the first sync builds every listing, a limit
+// with less room made the collector run back to back), but at least an
+// eighth of it, plus a margin for a sync's garbage. A quarter of what is
+// live, always, kept the peak of a cold index of 1,000,000 messages 40-50
+// MB higher (346-350 MB against 298-309), after the live data had stopped
+// growing.
+func limitFor(live, last int64) int64 {
+	return max(memFloor, live+max(live/8, live-last)+memMargin)
 }
 
 // afterEachGC calls f after every garbage collection until ctx ends: a

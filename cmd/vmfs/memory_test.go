@@ -1,36 +1,22 @@
 package main
 
-import (
-	"context"
-	"runtime"
-	"testing"
-	"time"
-)
+import "testing"
 
-// TestAfterEachGC: the hook runs after each collection, and no more once
-// its context ends.
-func TestAfterEachGC(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	calls := make(chan struct{}, 100)
-	afterEachGC(ctx, func() { calls <- struct{}{} })
-	for i := 0; i < 3; i++ {
-		runtime.GC()
-		select {
-		case <-calls:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no call after collection %d", i+1)
+func TestLimitFor(t *testing.T) {
+	const mb = 1 << 20
+	for _, tc := range []struct {
+		name       string
+		live, last int64
+		want       int64
+	}{
+		{"small heaps get the floor", 10 * mb, 0, memFloor},
+		{"a heap that stopped growing gets an eighth", 240 * mb, 240 * mb, 240*mb + 30*mb + memMargin},
+		{"a shrinking heap too", 200 * mb, 240 * mb, 200*mb + 25*mb + memMargin},
+		{"a growing heap gets room for as much growth again", 240 * mb, 180 * mb, 240*mb + 60*mb + memMargin},
+		{"slow growth: the eighth", 240 * mb, 230 * mb, 240*mb + 30*mb + memMargin},
+	} {
+		if got := limitFor(tc.live, tc.last); got != tc.want {
+			t.Errorf("%s: limitFor(%d MB, %d MB) = %d MB, want %d MB", tc.name, tc.live/mb, tc.last/mb, got/mb, tc.want/mb)
 		}
-	}
-	cancel()
-	runtime.GC()
-	runtime.GC()
-	time.Sleep(100 * time.Millisecond)
-	for len(calls) > 0 {
-		<-calls
-	}
-	runtime.GC()
-	time.Sleep(100 * time.Millisecond)
-	if n := len(calls); n != 0 {
-		t.Errorf("%d calls after the context ended", n)
 	}
 }
