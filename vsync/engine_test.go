@@ -579,6 +579,21 @@ func TestInterruptedBigBatchReevaluates(t *testing.T) {
 	}
 }
 
+// pendingStat is how many messages e has not stat()ed yet.
+func pendingStat(e *Engine) int {
+	e.lockOpAny()
+	defer e.op.Unlock()
+	n := 0
+	for _, ms := range e.msgs {
+		for m := range ms.All() {
+			if unstatted(m) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // A big cold sync without header queries stat()s only the messages that
 // flag folders take; folders with size or date conditions fill in once
 // Fill has stat()ed the rest, also after a restart in between.
@@ -590,19 +605,7 @@ func TestDeferredStat(t *testing.T) {
 		{Name: "Young", Mailboxes: []string{"*"}, Query: "YOUNGER 864000"},
 	}
 	e := f.open(folders)
-	pending := func() int {
-		e.lockOpAny()
-		defer e.op.Unlock()
-		n := 0
-		for _, ms := range e.msgs {
-			for m := range ms.All() {
-				if unstatted(m) {
-					n++
-				}
-			}
-		}
-		return n
-	}
+	pending := func() int { return pendingStat(e) }
 	unread := truth(t, f.root, func(mb, fl string) bool { return !strings.Contains(fl, "S") })
 	if p := pending(); p == 0 || p > 1500-len(unread) {
 		t.Fatalf("%d messages not stat()ed, want some and at most %d", p, 1500-len(unread))
@@ -788,19 +791,7 @@ func TestFillWithoutJoinsIsSaved(t *testing.T) {
 		{Name: "Unread", Mailboxes: []string{"*"}, Query: "UNSEEN"},
 		{Name: "Ancient", Mailboxes: []string{"*"}, Query: "OLDER 3153600000"}, // 100 years
 	}
-	pending := func(e *Engine) int {
-		e.lockOpAny()
-		defer e.op.Unlock()
-		n := 0
-		for _, ms := range e.msgs {
-			for m := range ms.All() {
-				if unstatted(m) {
-					n++
-				}
-			}
-		}
-		return n
-	}
+	pending := pendingStat
 	// Mailboxes unchanged for an hour: a restart lists none of them
 	// again and commits nothing.
 	tr, _ := maildir.Discover(f.root)
