@@ -3,7 +3,9 @@ package index
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -157,24 +159,24 @@ func arrange(ops []op) ([]*unit, error) {
 			switch o.key[0] {
 			case pfxMessage:
 				mb, base, err := parseMessageKey(o.key)
+				if err == nil && r != nil {
+					err = errors.New("index: a message set by key")
+				}
 				if err != nil {
 					return nil, err
 				}
 				u := get(messagePrefix(mb), true)
 				u.ops = append(u.ops, op{key: u.key, rec: deleted{base: base}})
-				if r != nil {
-					return nil, fmt.Errorf("index: a message set by key")
-				}
 			case pfxMember:
 				folder, uid, err := parseMemberKey(o.key)
+				if err == nil && r != nil {
+					err = errors.New("index: a member set by key")
+				}
 				if err != nil {
 					return nil, err
 				}
 				u := get(memberPrefix(folder), false)
 				u.ops = append(u.ops, op{key: u.key, rec: deleted{uid: uid}})
-				if r != nil {
-					return nil, fmt.Errorf("index: a member set by key")
-				}
 			default:
 				get(o.key, false).last = o
 			}
@@ -241,64 +243,54 @@ func (w *streamer) unit(u *unit) error {
 		}
 		return nil // deleted
 	}
-	// A key's ops in batch order, as records (8 bytes each: a cold
-	// index's biggest folder has hundreds of thousands of members);
-	// records deleted by key are stand-ins found in dels.
 	if u.isMessage {
-		var recs []*Message
-		dels := map[*Message]bool{}
-		for _, o := range u.ops {
-			switch r := o.rec.(type) {
-			case *Message:
-				recs = append(recs, r)
-			case *MessageSet:
-				recs = slices.Grow(recs, r.Len())
-				for m := range r.All() {
-					recs = append(recs, m)
-				}
-			case deleted:
-				m := &Message{Name: r.base}
-				recs, dels[m] = append(recs, m), true
-			}
-		}
-		slices.SortStableFunc(recs, func(a, b *Message) int { return cmp.Compare(a.Base(), b.Base()) })
-		for i, m := range recs {
-			base := m.Base()
-			if dels[m] || (i+1 < len(recs) && recs[i+1].Base() == base) {
-				continue
-			}
-			w.key = append(append(w.key[:0], u.key...), base...)
-			w.val = m.appendEncoded(w.val[:0])
-			if err := w.put(w.key, w.val); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeSorted(u, func(d deleted) *Message { return &Message{Name: d.base} },
+			func(a, b *Message) int { return cmp.Compare(a.Base(), b.Base()) },
+			func(m *Message) error {
+				w.key = append(append(w.key[:0], u.key...), m.Base()...)
+				w.val = m.appendEncoded(w.val[:0])
+				return w.put(w.key, w.val)
+			})
 	}
-	var recs []*Member
-	dels := map[*Member]bool{}
+	return writeSorted(u, func(d deleted) *Member { return &Member{UID: d.uid} },
+		func(a, b *Member) int { return cmp.Compare(a.UID, b.UID) },
+		func(m *Member) error {
+			w.key = binary.BigEndian.AppendUint32(append(w.key[:0], u.key...), m.UID)
+			w.val = m.appendEncoded(w.val[:0])
+			return w.put(w.key, w.val)
+		})
+}
+
+// writeSorted puts a mailbox's or folder's records (u.ops) in key order
+// (by order), the last op on a key counting. They are sorted as pointers,
+// 8 bytes each: a cold index's biggest folder has hundreds of thousands
+// of members. A record deleted by key becomes a stand-in, left out.
+func writeSorted[R comparable](u *unit, stand func(deleted) R, order func(a, b R) int, put func(R) error) error {
+	var recs []R
+	dels := map[R]bool{}
 	for _, o := range u.ops {
 		switch r := o.rec.(type) {
-		case *Member:
+		case R:
 			recs = append(recs, r)
-		case *MemberSet:
+		case interface {
+			Len() int
+			All() iter.Seq[R]
+		}:
 			recs = slices.Grow(recs, r.Len())
 			for m := range r.All() {
 				recs = append(recs, m)
 			}
 		case deleted:
-			m := &Member{UID: r.uid}
+			m := stand(r)
 			recs, dels[m] = append(recs, m), true
 		}
 	}
-	slices.SortStableFunc(recs, func(a, b *Member) int { return cmp.Compare(a.UID, b.UID) })
+	slices.SortStableFunc(recs, order)
 	for i, m := range recs {
-		if dels[m] || (i+1 < len(recs) && recs[i+1].UID == m.UID) {
+		if dels[m] || (i+1 < len(recs) && order(recs[i+1], m) == 0) {
 			continue
 		}
-		w.key = binary.BigEndian.AppendUint32(append(w.key[:0], u.key...), m.UID)
-		w.val = append(w.val[:0], m.encode()...)
-		if err := w.put(w.key, w.val); err != nil {
+		if err := put(m); err != nil {
 			return err
 		}
 	}

@@ -291,8 +291,11 @@ type Member struct {
 	Written bool
 }
 
-func (m *Member) encode() []byte {
-	return enc(nil).str(m.Mailbox).str(m.Base).varint(m.Linger).bool(m.Written).str(m.Name)
+func (m *Member) encode() []byte { return m.appendEncoded(nil) }
+
+// appendEncoded appends the member's encoding to b.
+func (m *Member) appendEncoded(b []byte) []byte {
+	return enc(b).str(m.Mailbox).str(m.Base).varint(m.Linger).bool(m.Written).str(m.Name)
 }
 
 func (m *Member) decode(b []byte) error { return m.decodeFrom(&dec{b: b}) }

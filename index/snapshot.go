@@ -403,10 +403,7 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 	if err := os.Rename(tmp, s.SnapshotFile()); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
-	if d, err := os.Open(filepath.Dir(s.SnapshotFile())); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	syncDir(filepath.Dir(s.SnapshotFile()))
 	return nil
 }
 

@@ -703,6 +703,14 @@ func TestDeferredStat(t *testing.T) {
 		sort.Strings(l)
 	}
 
+	// Every folder against the backend, entries' sizes and dates too.
+	checkAll := func() {
+		t.Helper()
+		checkEntries("Big", big)
+		checkEntries("Young", young)
+		checkEntries("Unread", unread)
+	}
+
 	// A restart before Fill keeps what is pending; Fill completes it.
 	e.Close()
 	e = f.open(folders)
@@ -715,9 +723,7 @@ func TestDeferredStat(t *testing.T) {
 	if p := pending(); p != 0 {
 		t.Fatalf("%d messages still not stat()ed after Fill", p)
 	}
-	checkEntries("Big", big)
-	checkEntries("Young", young)
-	checkEntries("Unread", unread)
+	checkAll()
 
 	// What Fill read is written to the store only for the messages that
 	// joined a folder; the rest is in the snapshot written at stop.
@@ -754,9 +760,7 @@ func TestDeferredStat(t *testing.T) {
 	if p := pending(); p != 0 {
 		t.Fatalf("after a clean stop %d messages are not stat()ed", p)
 	}
-	checkEntries("Big", big)
-	checkEntries("Young", young)
-	checkEntries("Unread", unread)
+	checkAll()
 	// A crash (no snapshot written): the folders are the same, Fill reads
 	// again what the store lacks.
 	e.Close()
@@ -767,14 +771,11 @@ func TestDeferredStat(t *testing.T) {
 	if p := pending(); p != unsaved {
 		t.Fatalf("after a crash %d messages are not stat()ed, want %d", p, unsaved)
 	}
-	checkEntries("Big", big)
-	checkEntries("Young", young)
-	checkEntries("Unread", unread)
+	checkAll()
 	if err := e.Fill(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	checkEntries("Big", big)
-	checkEntries("Young", young)
+	checkAll()
 	e.Close()
 	e = f.open(folders)
 	if p := pending(); p != 0 {
