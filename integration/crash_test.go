@@ -240,7 +240,21 @@ func kill9DuringColdIndex(t *testing.T, root, when string) {
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { m.exited <- m.cmd.Wait() }()
+	first, done := m.cmd, make(chan struct{})
+	go func() { m.exited <- first.Wait(); close(done) }()
+	// Whatever ends the test, this first daemon is gone and its mount
+	// with it (a restarted one has m.unmount).
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			first.Process.Signal(syscall.SIGKILL)
+			<-done
+		}
+		if m.cmd == first && isMounted(m.mnt) {
+			exec.Command("fusermount3", "-u", m.mnt).Run()
+		}
+	})
 	if when == "reading" {
 		// Kill it once the index is under way.
 		deadline := time.Now().Add(30 * time.Second)
@@ -255,9 +269,7 @@ func kill9DuringColdIndex(t *testing.T, root, when string) {
 	select {
 	case <-m.exited:
 	case <-time.After(2 * time.Minute):
-		m.cmd.Process.Signal(syscall.SIGKILL)
-		<-m.exited
-		t.Fatalf("the crash point was not reached:\n%s", m.stderr)
+		t.Fatalf("the crash point was not reached:\n%s", m.stderr) // the cleanup kills it
 	}
 	if isMounted(m.mnt) {
 		exec.Command("fusermount3", "-u", m.mnt).Run()
