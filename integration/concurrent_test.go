@@ -36,10 +36,6 @@ func messageID(p string) (string, error) {
 	return "", errors.New("no Message-ID")
 }
 
-// TestConcurrentWriter: while a client reads, flags and deletes through the
-// mount, another process renames backend files as mbsync does, delivers
-// and deletes. At the end no message is lost or duplicated, and Unread
-// equals the truth computed from the backend.
 // toggleFlagged sets or clears F on a backend message as mbsync does,
 // moving it into cur/; it returns the new flags.
 func toggleFlagged(b backendMsg) (string, error) {
@@ -53,6 +49,10 @@ func toggleFlagged(b backendMsg) (string, error) {
 	return n.Flags, os.Rename(b.Path, filepath.Join(filepath.Dir(filepath.Dir(b.Path)), "cur", n.String()))
 }
 
+// TestConcurrentWriter: while a client reads, flags and deletes through the
+// mount, another process renames backend files as mbsync does, delivers
+// and deletes. At the end no message is lost or duplicated, and Unread
+// equals the truth computed from the backend.
 func TestConcurrentWriter(t *testing.T) {
 	root := genBackend(t, 400)
 	cfg := configFile(t, "linger = \"200ms\"\n[folder.Unread]\nmailboxes = [\"*\", \"-Trash\", \"-Junk\", \"-Spam\"]\nquery = \"UNSEEN\"\n")
@@ -125,11 +125,14 @@ func TestConcurrentWriter(t *testing.T) {
 			case x < 6: // flag change, mbsync style: new/ → cur/ with flags, or F toggled
 				toggleFlagged(b)
 			case x < 8: // delivery
+				// Expected before it exists: the client may list, read and
+				// delete it through the mount before quickDeliver returns
+				// here, and its delete must come after this line.
 				id := fmt.Sprintf("<writer-%d@test>", i)
-				quickDeliver(t, root, "Message-ID: "+id+"\nSubject: from the writer\n\nbody\n")
 				mu.Lock()
 				expected[id] = true
 				mu.Unlock()
+				quickDeliver(t, root, "Message-ID: "+id+"\nSubject: from the writer\n\nbody\n")
 			default: // delete
 				id, err := messageID(b.Path)
 				if err != nil {
