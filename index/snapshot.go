@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -29,14 +32,17 @@ import (
 //	     a Message that the store holds as it was before (Unsaved)
 //	'b': str mailbox | MailboxState
 //	'f': str folder  | FolderState
-//	'u': str folder  | uvarint uid | str key | uvarint ref |
-//	     varint Linger | bool Written | str Name [| str Mailbox | str Base]
+//	'U': str folder  | uvarint n, then n records 'u', in UID order:
+//	'u': uvarint uid | str key | uvarint ref | varint Linger |
+//	     bool Written | str Name [| str Mailbox | str Base]
 //
 // A member's ref is 1 + the ordinal of its message's 'm' (or 'n') record in the
 // file, which gives its mailbox and base name; 0 if the file has none, and
-// then they follow. (Files of earlier formats, "vmfs-snapshot" and
-// "vmfs-snapshot2", are not read: the store is loaded key by key once.)
-const snapshotMagic = "vmfs-snapshot3"
+// then they follow. The counts let the reader size everything once and
+// decode runs of records in parallel. (Files of earlier formats,
+// "vmfs-snapshot" to "vmfs-snapshot3", are not read: the store is loaded
+// key by key once.)
+const snapshotMagic = "vmfs-snapshot4"
 
 const pfxGeneration = 'g'
 
@@ -161,15 +167,11 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 
 		MemberMessages: map[string][]*Message{},
 		MemberKeys:     map[string][]byte{},
+		MemberSets:     map[string]*MemberSet{},
 	}
-	var members []Member
-	folders := map[string]string{}
-	// The messages read so far, for members' refs: slabs[i] holds the
-	// messages numbered firsts[i]+1 onwards.
-	var slabs [][]Message
-	var slabMailboxes []string
-	var firsts []uint64
-	read := uint64(0)
+	dc := newDecoders(runtime.GOMAXPROCS(0))
+	defer dc.stop()
+	msgs := &slabIndex{}
 	for {
 		typ, rec, err := next()
 		if err != nil {
@@ -182,28 +184,26 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 		case 'M':
 			name := rec.str()
 			count := rec.uvarint()
-			if rec.err != nil || count > size {
+			if rec.err != nil || count > size/2 {
 				return nil, 0, errValue
 			}
 			ms := NewMessageSet(int(count))
 			snap.Messages[name] = ms
 			slab := make([]Message, count) // one allocation per mailbox
-			slabs = append(slabs, slab)
-			slabMailboxes = append(slabMailboxes, name)
-			firsts = append(firsts, read)
-			read += count
-			for i := range slab {
-				typ, r, err := next()
-				if err != nil || (typ != 'm' && typ != 'n') {
-					return nil, 0, errValue
+			msgs.add(name, slab)
+			// The records are framed here and decoded by the workers,
+			// a chunk at a time.
+			set := &locked[*MessageSet]{s: ms}
+			for i := 0; i < len(slab); {
+				c := dc.chunk()
+				c.set, c.slab = set, slab[i:i]
+				for ; i < len(slab) && len(c.typs) < chunkRecords; i++ {
+					if err := c.frame(r, 'm', 'n', size); err != nil {
+						return nil, 0, err
+					}
 				}
-				m := &slab[i]
-				if m.decodeFrom(r) != nil || m.Name == "" {
-					return nil, 0, errValue
-				}
-				m.Unsaved = typ == 'n'
-				ms.Put(m)
-				snap.Unstatted = snap.Unstatted || m.Size < 0
+				c.slab = c.slab[:len(c.typs)]
+				dc.send(c)
 			}
 		case 'b':
 			rec.arena = nil
@@ -221,54 +221,47 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 				return nil, 0, errValue
 			}
 			snap.Folders[name] = st
-		case 'u':
-			// Strings viewed in the buffer, then replaced by the
-			// message's or copied.
-			rec.arena, rec.view = nil, true
-			folder := rec.str()
-			uid := rec.uvarint()
-			if len(members) == 0 {
-				members = make([]Member, 4096) // allocated in chunks
+		case 'U':
+			// The records are framed here and decoded by the workers,
+			// a chunk at a time, once the messages they refer to are.
+			if err := dc.wait(); err != nil {
+				return nil, 0, err
 			}
-			m := &members[0]
-			members = members[1:]
-			m.UID = uint32(uid)
-			vk := rec.bytes()
-			if len(vk) != KeyLen {
-				vk = zeroKey[:]
-			}
-			r := rec.uvarint()
-			m.Linger, m.Written, m.Name = rec.varint(), rec.bool(), rec.str()
-			var msg *Message
-			if r == 0 {
-				m.Mailbox, m.Base = rec.str(), rec.str()
-				m.Mailbox, m.Base = strs.Copy([]byte(m.Mailbox)), strs.Copy([]byte(m.Base))
-			} else {
-				// The slab of the r-th message: the last one whose
-				// first message comes before it.
-				i := sort.Search(len(firsts), func(i int) bool { return firsts[i] >= r }) - 1
-				if i < 0 || r-firsts[i] > uint64(len(slabs[i])) {
-					return nil, 0, errValue
-				}
-				msg = &slabs[i][r-firsts[i]-1]
-				m.Mailbox, m.Base = slabMailboxes[i], msg.Base()
-			}
-			if rec.done() != nil {
+			name := rec.str()
+			count := rec.uvarint()
+			if rec.err != nil || count > size/2 {
 				return nil, 0, errValue
 			}
-			m.Name = strs.Copy([]byte(m.Name))
-			name, ok := folders[folder] // not the view: a map keeps the key it is given
-			if !ok {
-				name = string([]byte(folder))
-				folders[name] = name
+			if _, dup := snap.Members[name]; dup {
+				return nil, 0, errValue
 			}
-			snap.Members[name] = append(snap.Members[name], m)
-			snap.MemberMessages[name] = append(snap.MemberMessages[name], msg)
-			snap.MemberKeys[name] = append(snap.MemberKeys[name], vk...)
+			mems := make([]Member, count) // one allocation per folder
+			ptrs := make([]*Member, count)
+			for i := range mems {
+				ptrs[i] = &mems[i]
+			}
+			snap.Members[name] = ptrs
+			run := memberRun{msgs: msgs, set: &locked[*MemberSet]{s: NewMemberSet(int(count))},
+				mems: mems, ptrs: make([]*Message, count), keys: make([]byte, count*KeyLen)}
+			snap.MemberMessages[name], snap.MemberKeys[name], snap.MemberSets[name] = run.ptrs, run.keys, run.set.s
+			for i := 0; i < len(mems); {
+				c := dc.chunk()
+				c.run = run.part(i, min(i+chunkRecords, len(mems)))
+				for ; i < len(mems) && len(c.typs) < chunkRecords; i++ {
+					if err := c.frame(r, 'u', 'u', size); err != nil {
+						return nil, 0, err
+					}
+				}
+				dc.send(c)
+			}
 		default:
 			return nil, 0, errValue
 		}
 	}
+	if err := dc.wait(); err != nil {
+		return nil, 0, err
+	}
+	snap.Unstatted = dc.unstatted
 	for name, ms := range snap.Members { // SaveSnapshot writes them in order
 		if !sort.SliceIsSorted(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID }) {
 			sort.Slice(ms, func(i, j int) bool { return ms[i].UID < ms[j].UID })
@@ -369,6 +362,7 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 		if len(keys) != len(ms)*KeyLen {
 			keys = nil
 		}
+		rec('U', enc(buf[:0]).str(name).uvarint(uint64(len(ms))))
 		for i, m := range ms {
 			var vk []byte
 			if keys != nil && string(keys[i*KeyLen:(i+1)*KeyLen]) != string(zeroKey[:]) {
@@ -378,7 +372,7 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 			if msg := msgs[name][i]; msg != nil {
 				r = ref[msg]
 			}
-			e := enc(buf[:0]).str(name).uvarint(uint64(m.UID)).str(string(vk)).uvarint(r).varint(m.Linger).bool(m.Written).str(m.Name)
+			e := enc(buf[:0]).uvarint(uint64(m.UID)).str(string(vk)).uvarint(r).varint(m.Linger).bool(m.Written).str(m.Name)
 			if r == 0 {
 				e = e.str(m.Mailbox).str(m.Base)
 			}
@@ -408,3 +402,225 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 }
 
 var _ io.Writer = (*bufio.Writer)(nil)
+
+// chunkRecords is how many message records a decoder takes at a time.
+const chunkRecords = 2048
+
+// decoders decode a snapshot's message records in parallel while the
+// reader frames the next ones: at 100,000 messages the decoding is most
+// of a warm start, and one core would do it alone.
+type decoders struct {
+	work    chan *chunk
+	free    chan *chunk // at most cap(free) chunks exist: memory stays bounded
+	made    int
+	pending sync.WaitGroup // chunks sent and not yet decoded
+	workers sync.WaitGroup
+
+	mu        sync.Mutex // protects err and unstatted
+	err       error
+	unstatted bool
+}
+
+// chunk is a run of one mailbox's message records: their payloads back
+// to back (raw, each ending at ends[i]) and types, decoded into slab and
+// put into set.
+type chunk struct {
+	set  *locked[*MessageSet]
+	slab []Message
+	run  *memberRun // a run of member records instead
+	raw  []byte
+	ends []int
+	typs []byte
+}
+
+// memberRun is a run of one folder's member records, decoded into mems,
+// each member's message (nil if none) into ptrs, and its virtual key
+// (KeyLen bytes, zero if none) into keys.
+type memberRun struct {
+	msgs *slabIndex // the snapshot's messages, decoded
+	set  *locked[*MemberSet]
+	mems []Member
+	ptrs []*Message
+	keys []byte
+}
+
+// part is the run of members lo to hi.
+func (run *memberRun) part(lo, hi int) *memberRun {
+	return &memberRun{msgs: run.msgs, set: run.set, mems: run.mems[lo:hi], ptrs: run.ptrs[lo:hi], keys: run.keys[lo*KeyLen : hi*KeyLen]}
+}
+
+// frame reads the next record, of type t1 or t2, into the chunk.
+func (c *chunk) frame(r *bufio.Reader, t1, t2 byte, size uint64) error {
+	typ, err := r.ReadByte()
+	if err != nil || (typ != t1 && typ != t2) {
+		return errValue
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > size {
+		return errValue
+	}
+	start := len(c.raw)
+	c.raw = slices.Grow(c.raw, int(n))[:start+int(n)]
+	if _, err := io.ReadFull(r, c.raw[start:]); err != nil {
+		return errValue
+	}
+	c.typs, c.ends = append(c.typs, typ), append(c.ends, len(c.raw))
+	return nil
+}
+
+// slabIndex finds the messages of a snapshot by ordinal: slabs[i] holds
+// those numbered firsts[i]+1 onwards, of mailbox names[i].
+type slabIndex struct {
+	slabs  [][]Message
+	names  []string
+	firsts []uint64
+	n      uint64
+}
+
+func (x *slabIndex) add(mailbox string, slab []Message) {
+	x.slabs, x.names, x.firsts = append(x.slabs, slab), append(x.names, mailbox), append(x.firsts, x.n)
+	x.n += uint64(len(slab))
+}
+
+// get returns the message numbered r (from 1) and its mailbox.
+func (x *slabIndex) get(r uint64) (*Message, string, bool) {
+	i, _ := slices.BinarySearch(x.firsts, r) // the first slab starting at r or later
+	i--
+	if i < 0 || r-x.firsts[i] > uint64(len(x.slabs[i])) {
+		return nil, "", false
+	}
+	return &x.slabs[i][r-x.firsts[i]-1], x.names[i], true
+}
+
+// locked is a set filled by several decoders.
+type locked[S any] struct {
+	mu sync.Mutex
+	s  S
+}
+
+func newDecoders(n int) *decoders {
+	dc := &decoders{work: make(chan *chunk, n), free: make(chan *chunk, 2*n+1)}
+	for range n {
+		dc.workers.Go(dc.run)
+	}
+	return dc
+}
+
+// chunk returns an empty chunk, waiting for one to be free when as many
+// as can be are in use.
+func (dc *decoders) chunk() *chunk {
+	select {
+	case c := <-dc.free:
+		return c
+	default:
+	}
+	if dc.made < cap(dc.free) {
+		dc.made++
+		return &chunk{}
+	}
+	return <-dc.free
+}
+
+func (dc *decoders) send(c *chunk) {
+	dc.pending.Add(1)
+	dc.work <- c
+}
+
+// wait waits until every chunk sent is decoded and returns the first
+// error.
+func (dc *decoders) wait() error {
+	dc.pending.Wait()
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	return dc.err
+}
+
+// stop ends the workers; wait first, or the chunks in flight are lost.
+func (dc *decoders) stop() {
+	close(dc.work)
+	dc.workers.Wait()
+}
+
+func (dc *decoders) run() {
+	// Each decoder copies the strings it keeps into an arena of its own.
+	strs := &arena.Strings{BlockSize: 1 << 20}
+	for c := range dc.work {
+		var err error
+		unstatted := false
+		if c.run != nil {
+			err = c.run.decode(c, strs)
+		} else {
+			unstatted, err = c.decodeMessages(strs)
+		}
+		dc.mu.Lock()
+		if dc.err == nil {
+			dc.err = err
+		}
+		dc.unstatted = dc.unstatted || unstatted
+		dc.mu.Unlock()
+		*c = chunk{raw: c.raw[:0], ends: c.ends[:0], typs: c.typs[:0]}
+		dc.free <- c
+		dc.pending.Done()
+	}
+}
+
+// decodeMessages decodes a chunk of message records into its slab and
+// puts them into their set; it reports whether one has no size yet.
+func (c *chunk) decodeMessages(strs *arena.Strings) (unstatted bool, err error) {
+	start := 0
+	for i := range c.slab {
+		d := dec{b: c.raw[start:c.ends[i]], arena: strs}
+		start = c.ends[i]
+		m := &c.slab[i]
+		if m.decodeFrom(&d) != nil || m.Name == "" {
+			return false, errValue
+		}
+		m.Unsaved = c.typs[i] == 'n'
+		unstatted = unstatted || m.Size < 0
+	}
+	c.set.mu.Lock()
+	defer c.set.mu.Unlock()
+	for i := range c.slab {
+		c.set.s.Put(&c.slab[i])
+	}
+	return unstatted, nil
+}
+
+// decode decodes a chunk of member records into the run.
+func (run *memberRun) decode(c *chunk, strs *arena.Strings) error {
+	start := 0
+	for i := range run.mems {
+		// Strings viewed in the buffer, then replaced by the message's
+		// or copied.
+		d := dec{b: c.raw[start:c.ends[i]], view: true}
+		start = c.ends[i]
+		m := &run.mems[i]
+		m.UID = uint32(d.uvarint())
+		if vk := d.bytes(); len(vk) == KeyLen {
+			copy(run.keys[i*KeyLen:], vk)
+		}
+		r := d.uvarint()
+		m.Linger, m.Written, m.Name = d.varint(), d.bool(), d.str()
+		if r == 0 {
+			m.Mailbox, m.Base = d.str(), d.str()
+			m.Mailbox, m.Base = strs.Copy([]byte(m.Mailbox)), strs.Copy([]byte(m.Base))
+		} else {
+			msg, mailbox, ok := run.msgs.get(r)
+			if !ok {
+				return errValue
+			}
+			run.ptrs[i] = msg
+			m.Mailbox, m.Base = mailbox, msg.Base()
+		}
+		if d.done() != nil {
+			return errValue
+		}
+		m.Name = strs.Copy([]byte(m.Name))
+	}
+	run.set.mu.Lock()
+	defer run.set.mu.Unlock()
+	for i := range run.mems {
+		run.set.s.Put(&run.mems[i])
+	}
+	return nil
+}

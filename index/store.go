@@ -228,6 +228,9 @@ type Snapshot struct {
 	// each in Members' order, all zero where unknown: only the snapshot
 	// keeps them, so that a start need not hash every member again.
 	MemberKeys map[string][]byte
+	// MemberSets, when a folder has an entry, holds its members as a set
+	// (the snapshot's reader builds it in parallel).
+	MemberSets map[string]*MemberSet
 	// Unstatted is set when some message's size and mtime are unknown
 	// (Size < 0: its file has not been stat()ed yet).
 	Unstatted bool

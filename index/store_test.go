@@ -341,7 +341,18 @@ func TestSnapshot(t *testing.T) {
 	if mk := fast.MemberKeys["Unread"]; len(mk) != KeyLen || string(mk) != string(zeroKey[:]) {
 		t.Fatalf("member keys = %q, want one unknown", mk)
 	}
-	fast.MemberMessages, fast.MemberKeys = nil, nil
+	for name, ms := range fast.Members {
+		set := fast.MemberSets[name]
+		if set.Len() != len(ms) {
+			t.Fatalf("folder %s: %d members, %d in its set", name, len(ms), set.Len())
+		}
+		for _, m := range ms {
+			if set.Get(m.Mailbox, m.Base) != m {
+				t.Fatalf("folder %s: member %+v not in its set", name, m)
+			}
+		}
+	}
+	fast.MemberMessages, fast.MemberKeys, fast.MemberSets = nil, nil, nil
 	want.MemberMessages = nil
 	if !reflect.DeepEqual(fast, want) {
 		t.Fatalf("snapshot %+v != store %+v", fast, want)
@@ -516,4 +527,97 @@ func (s *Store) readSnapshot() (*Snapshot, error) {
 		return nil, errors.New("snapshot is stale")
 	}
 	return snap, nil
+}
+
+// TestSnapshotManyChunks: mailboxes and folders bigger than a decoder's
+// chunk (their records are decoded in parallel) read back whole, each
+// member with its own message, key and place in its folder's set; a file
+// cut short in the middle of a chunk is refused.
+func TestSnapshotManyChunks(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := &Snapshot{Messages: map[string]*MessageSet{}, Mailboxes: map[string]*MailboxState{},
+		Folders: map[string]*FolderState{}, Members: map[string][]*Member{}, MemberKeys: map[string][]byte{}}
+	type key struct{ mailbox, base string }
+	var all []key
+	for _, mb := range []struct {
+		name string
+		n    int
+	}{{"INBOX", 2*chunkRecords + 17}, {"One", 1}, {"Lists/go", chunkRecords}} {
+		var ms []*Message
+		for i := range mb.n {
+			m := &Message{Name: fmt.Sprintf("%d.%s%d.host:2,S", i, strings.ReplaceAll(mb.name, "/", "_"), i), Size: int64(i), MTime: int64(i) * 7}
+			if i%3 == 0 {
+				m.Meta = &Meta{ID: fmt.Sprintf("<%d@x>", i), Headers: map[string][]string{"from": {mb.name}}}
+			}
+			m.Unsaved = i%5 == 1
+			ms = append(ms, m)
+			all = append(all, key{mb.name, m.Base()})
+		}
+		want.Messages[mb.name] = setOf(ms...)
+	}
+	want.Messages["INBOX"].Get(all[9].base).Size = -1 // not stat()ed yet
+	for f, n := range map[string]int{"Unread": 3*chunkRecords + 5, "Flagged": 3} {
+		want.Folders[f] = &FolderState{UIDValidity: 1, NextUID: uint32(n + 1)}
+		keys := make([]byte, n*KeyLen)
+		for i := range n {
+			k := all[(i*7919)%len(all)]
+			m := &Member{UID: uint32(i + 1), Mailbox: k.mailbox, Base: k.base, Linger: int64(i % 2)}
+			if i%100 == 99 {
+				m.Mailbox, m.Base = "Gone", fmt.Sprintf("%d.gone", i) // no message
+			}
+			want.Members[f] = append(want.Members[f], m)
+			copy(keys[i*KeyLen:], fmt.Sprintf("%026d", i))
+		}
+		want.MemberKeys[f] = keys
+	}
+	if err := s.SaveSnapshot(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.readSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Unstatted {
+		t.Error("a message without a size, and Unstatted is not set")
+	}
+	for mb, ws := range want.Messages {
+		if got.Messages[mb].Len() != ws.Len() {
+			t.Fatalf("mailbox %s: %d messages, want %d", mb, got.Messages[mb].Len(), ws.Len())
+		}
+		for w := range ws.All() {
+			if g := got.Messages[mb].Get(w.Base()); g == nil || !reflect.DeepEqual(*g, *w) {
+				t.Fatalf("mailbox %s: message %+v, want %+v", mb, g, w)
+			}
+		}
+	}
+	for f, wms := range want.Members {
+		gms, set := got.Members[f], got.MemberSets[f]
+		if len(gms) != len(wms) || set.Len() != len(wms) || string(got.MemberKeys[f]) != string(want.MemberKeys[f]) {
+			t.Fatalf("folder %s: %d members, %d in the set, keys equal: %v; want %d", f, len(gms), set.Len(),
+				string(got.MemberKeys[f]) == string(want.MemberKeys[f]), len(wms))
+		}
+		for i, w := range wms {
+			g := gms[i]
+			if *g != *w || set.Get(w.Mailbox, w.Base) != g {
+				t.Fatalf("folder %s: member %d = %+v, want %+v (in the set: %v)", f, i, g, w, set.Get(w.Mailbox, w.Base) == g)
+			}
+			if msg := got.MemberMessages[f][i]; msg != got.Messages[w.Mailbox].Get(w.Base) {
+				t.Fatalf("folder %s: member %d's message = %+v", f, i, msg)
+			}
+		}
+	}
+	whole, err := os.ReadFile(s.SnapshotFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []int{len(whole) / 4, len(whole) / 2, len(whole) - 100} {
+		os.WriteFile(s.SnapshotFile(), whole[:at], 0o600)
+		if _, err := s.readSnapshot(); err == nil {
+			t.Errorf("a snapshot cut at %d of %d bytes was read", at, len(whole))
+		}
+	}
 }

@@ -137,7 +137,7 @@ type folder struct {
 	t   ventTrees
 	// loaded, loadedMsgs and loadedKeys are the members as Open read
 	// them, in UID order, their messages and their virtual keys (see
-	// index.Snapshot), until the first update shows them (showLoaded).
+	// index.Snapshot), until the first update shows them (showAllLoaded).
 	loaded     []*index.Member
 	loadedMsgs []*index.Message
 	loadedKeys []byte
@@ -298,14 +298,18 @@ func Open(stateDir string, cfg Config) (*Engine, error) {
 			// crossed an interval since (see Tick).
 			f.lastTick = time.Unix(0, f.state.Ticked)
 		}
-		if n := len(snap.Members[name]); n > f.members.Len() {
-			f.members = index.NewMemberSet(n) // sized once, not by doubling
+		set := snap.MemberSets[name] // built by the snapshot's reader
+		if set == nil {
+			set = index.NewMemberSet(len(snap.Members[name])) // sized once, not by doubling
+			for _, m := range snap.Members[name] {
+				set.Put(m)
+			}
 		}
+		f.members = set
 		if msgs, ok := snap.MemberMessages[name]; ok {
 			f.loaded, f.loadedMsgs, f.loadedKeys = snap.Members[name], msgs, snap.MemberKeys[name]
 		}
 		for _, m := range snap.Members[name] {
-			f.members.Put(m)
 			if m.Linger != 0 {
 				f.noteExpiry(m.Linger)
 			}

@@ -2,6 +2,7 @@ package vsync
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"runtime"
 	"slices"
@@ -298,35 +299,58 @@ func (e *Engine) showAll(f *folder) {
 	f.t = buildTrees(vs)
 }
 
-// showLoaded is showAll for the first update after Open: the members as
-// the snapshot held them, in UID order, with their messages, except those
-// of the messages this update changed (changed; all: every one). e.op must
-// be held.
-func (e *Engine) showLoaded(f *folder, changed map[key]bool, all bool) {
-	mems, msgs, keys := f.loaded, f.loadedMsgs, f.loadedKeys
+// loadedEntries is a folder's members for the first update after Open
+// (showAllLoaded), in UID order: the members as the snapshot held them
+// with their messages and virtual keys; when those cannot be used (all:
+// every message changed), its members now, with no messages (looked up)
+// or keys. e.op must be held.
+type loadedEntries struct {
+	f    *folder
+	mems []*index.Member
+	msgs []*index.Message // nil: e.msgs's
+	keys []byte           // KeyLen bytes a member, or nil
+	vs   []*vent          // what ventOf made of each, nil if no message
+}
+
+func (e *Engine) loadedEntries(f *folder, all bool) *loadedEntries {
+	l := &loadedEntries{f: f, mems: f.loaded, msgs: f.loadedMsgs, keys: f.loadedKeys}
 	f.loaded, f.loadedMsgs, f.loadedKeys = nil, nil, nil
-	if len(keys) != len(mems)*index.KeyLen {
-		keys = nil
+	if all || l.mems == nil || len(l.mems) != f.members.Len() || len(l.msgs) != len(l.mems) {
+		l.mems = make([]*index.Member, 0, f.members.Len())
+		for mem := range f.members.All() {
+			l.mems = append(l.mems, mem)
+		}
+		slices.SortFunc(l.mems, func(a, b *index.Member) int { return cmp.Compare(a.UID, b.UID) })
+		l.msgs, l.keys = nil, nil
 	}
-	if all || mems == nil || len(mems) != f.members.Len() {
-		e.showAll(f)
-		return
+	if len(l.keys) != len(l.mems)*index.KeyLen {
+		l.keys = nil
 	}
-	vs := make([]*vent, 0, len(mems))
-	for i, mem := range mems {
-		m := msgs[i]
-		if k := (key{mem.Mailbox, mem.Base}); changed[k] {
+	l.vs = make([]*vent, len(l.mems))
+	return l
+}
+
+// build makes the entries lo to hi (ventOf), of the messages as e.msgs
+// holds them for those changed. Entries of different ranges may be built
+// at once: ventOf only reads the engine's state (see showAllLoaded).
+func (e *Engine) build(l *loadedEntries, changed map[key]bool, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		mem := l.mems[i]
+		var m *index.Message
+		if l.msgs != nil {
+			m = l.msgs[i]
+		}
+		if k := (key{mem.Mailbox, mem.Base}); l.msgs == nil || changed[k] {
 			m = e.msgs[k.mailbox].Get(k.base)
 		}
 		var k vkey
-		if keys != nil {
-			copy(k[:], keys[i*index.KeyLen:])
+		if l.keys != nil {
+			copy(k[:], l.keys[i*index.KeyLen:])
 		}
 		if m != nil {
-			vs = append(vs, e.ventOf(f, mem, m, k))
+			l.vs[i] = e.ventOf(l.f, mem, m, k)
 		}
 	}
-	f.t = buildTrees(vs)
 }
 
 // snapshotMembers returns the folder's members in UID order with their
@@ -384,35 +408,43 @@ func buildTrees(vs []*vent) ventTrees {
 	return t
 }
 
-// showAllLoaded is showLoaded for every folder, folders in parallel (up
-// to GOMAXPROCS at a time, biggest first): ventOf only reads the engine's
-// state once every mailbox's mbRef and every folder's keyword map exist.
-// e.op must be held.
+// showAllLoaded builds every folder's entries for the first update after
+// Open, from what the snapshot held (see loadedEntries), except those of
+// the messages this update changed (changed; all: every one). The entries
+// are made in ranges of a few thousand, up to GOMAXPROCS at a time, then
+// each folder's trees, folders in parallel: ventOf only reads the
+// engine's state once every mailbox's mbRef and every folder's keyword
+// map exist. e.op must be held.
 func (e *Engine) showAllLoaded(changed map[key]bool, all bool) {
 	for name := range e.msgs {
 		e.refOf(name)
 	}
-	fs := make([]*folder, 0, len(e.folders))
+	type task struct {
+		l      *loadedEntries
+		lo, hi int
+	}
+	var ls []*loadedEntries
+	var tasks []task
 	for _, f := range e.folders {
 		e.kwOf(f)
-		fs = append(fs, f)
+		l := e.loadedEntries(f, all)
+		ls = append(ls, l)
+		for lo := 0; lo < len(l.mems); lo += buildRange {
+			tasks = append(tasks, task{l, lo, min(lo+buildRange, len(l.mems))})
+		}
 	}
-	slices.SortFunc(fs, func(a, b *folder) int { return cmp.Compare(b.members.Len(), a.members.Len()) })
-	work := make(chan *folder)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(fs)) {
-		wg.Go(func() {
-			for f := range work {
-				e.showLoaded(f, changed, all)
-			}
-		})
-	}
-	for _, f := range fs {
-		work <- f
-	}
-	close(work)
-	wg.Wait()
+	workers := runtime.GOMAXPROCS(0)
+	parallel(context.Background(), len(tasks), workers, func(i int) {
+		e.build(tasks[i].l, changed, tasks[i].lo, tasks[i].hi)
+	})
+	slices.SortFunc(ls, func(a, b *loadedEntries) int { return cmp.Compare(len(b.vs), len(a.vs)) })
+	parallel(context.Background(), len(ls), workers, func(i int) {
+		ls[i].f.t = buildTrees(slices.DeleteFunc(ls[i].vs, func(v *vent) bool { return v == nil }))
+	})
 }
+
+// buildRange is how many entries showAllLoaded makes in one piece.
+const buildRange = 4096
 
 // publishLocked publishes the folder list and a new View of each folder
 // whose generation changed (f.invalidate). e.op must be held.
