@@ -172,6 +172,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 	dc := newDecoders(runtime.GOMAXPROCS(0))
 	defer dc.stop()
 	msgs := &slabIndex{}
+	members := false // a 'U' was read: the decoders may be reading msgs
 	for {
 		typ, rec, err := next()
 		if err != nil {
@@ -182,6 +183,9 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 		}
 		switch typ {
 		case 'M':
+			if members { // SaveSnapshot writes every message first
+				return nil, 0, errValue
+			}
 			name := rec.str()
 			count := rec.uvarint()
 			if rec.err != nil || count > size/2 {
@@ -227,6 +231,7 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 			if err := dc.wait(); err != nil {
 				return nil, 0, err
 			}
+			members = true
 			name := rec.str()
 			count := rec.uvarint()
 			if rec.err != nil || count > size/2 {
@@ -403,12 +408,12 @@ func (s *Store) SaveSnapshot(snap *Snapshot) error {
 
 var _ io.Writer = (*bufio.Writer)(nil)
 
-// chunkRecords is how many message records a decoder takes at a time.
+// chunkRecords is how many records a decoder takes at a time.
 const chunkRecords = 2048
 
-// decoders decode a snapshot's message records in parallel while the
-// reader frames the next ones: at 100,000 messages the decoding is most
-// of a warm start, and one core would do it alone.
+// decoders decode a snapshot's message and member records in parallel
+// while the reader frames the next ones: at 100,000 messages the decoding
+// is most of a warm start, and one core would do it alone.
 type decoders struct {
 	work    chan *chunk
 	free    chan *chunk // at most cap(free) chunks exist: memory stays bounded
@@ -421,9 +426,9 @@ type decoders struct {
 	unstatted bool
 }
 
-// chunk is a run of one mailbox's message records: their payloads back
-// to back (raw, each ending at ends[i]) and types, decoded into slab and
-// put into set.
+// chunk is a run of records, their payloads back to back (raw, each
+// ending at ends[i]) and their types: one mailbox's messages, decoded into
+// slab and put into set, or one folder's members (run).
 type chunk struct {
 	set  *locked[*MessageSet]
 	slab []Message
@@ -446,7 +451,8 @@ type memberRun struct {
 
 // part is the run of members lo to hi.
 func (run *memberRun) part(lo, hi int) *memberRun {
-	return &memberRun{msgs: run.msgs, set: run.set, mems: run.mems[lo:hi], ptrs: run.ptrs[lo:hi], keys: run.keys[lo*KeyLen : hi*KeyLen]}
+	return &memberRun{msgs: run.msgs, set: run.set,
+		mems: run.mems[lo:hi], ptrs: run.ptrs[lo:hi], keys: run.keys[lo*KeyLen : hi*KeyLen]}
 }
 
 // frame reads the next record, of type t1 or t2, into the chunk.
