@@ -753,7 +753,7 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 			m := msgs.Get(base)
 			switch {
 			case m == nil || m.NeedsHash != e.needsHash:
-				jobs = append(jobs, &extractJob{mb: mb, ent: maildir.Entry{New: s.isNew, Name: s.name}, base: base})
+				jobs = append(jobs, &extractJob{mb: mb, ent: &maildir.Entry{New: s.isNew, Name: s.name}})
 			case m.Name != s.name || m.New != s.isNew || unstatted(m):
 				m.Name, m.New = s.name, s.isNew
 				m.Size, m.MTime = s.fi.Size(), s.fi.ModTime().UnixNano()
@@ -806,13 +806,31 @@ func (e *Engine) FilesChanged(ctx context.Context, files map[string][]string) er
 
 // extractJob is a new message to read.
 type extractJob struct {
-	mb   *mailbox
-	ent  maildir.Entry
-	base string
-	out  *index.Message // nil: vanished or unreadable (logged by extract)
+	mb  *mailbox
+	ent *maildir.Entry
+	out *index.Message // nil: vanished or unreadable (logged by extract)
 	// failed: the file is there but could not be read (permissions, an
 	// I/O error); its mailbox is scanned again by the next sync.
 	failed bool
+}
+
+// base is the job's base name.
+func (j *extractJob) base() string { return maildir.BaseOf(j.ent.Name) }
+
+// jobBlock allocates extract jobs a block at a time: a cold index makes
+// one per message, pointing at its listing's entry (at a million messages
+// 32 MB, against 72 MB for jobs allocated one by one with their own
+// entry and base name: the sync's largest heap was while they lived).
+type jobBlock []extractJob
+
+func (b *jobBlock) job(mb *mailbox, ent *maildir.Entry) *extractJob {
+	if len(*b) == 0 {
+		*b = make([]extractJob, 4096)
+	}
+	j := &(*b)[0]
+	*b = (*b)[1:]
+	j.mb, j.ent = mb, ent
+	return j
 }
 
 // path is the job's file.
@@ -832,7 +850,7 @@ func (e *Engine) extractAll(ctx context.Context, jobs []*extractJob) error {
 	stopProgress := e.progress(len(jobs), &done)
 	parallel(ctx, len(jobs), ioWorkers(), func(i int) {
 		j := jobs[i]
-		j.out = extract(j.mb, j.ent, needs, needsHash)
+		j.out = extract(j.mb, *j.ent, needs, needsHash)
 		if j.out == nil {
 			_, err := os.Lstat(j.path())
 			j.failed = err == nil
@@ -875,7 +893,7 @@ func (e *Engine) record(batch *index.Batch, jobs []*extractJob, changed map[key]
 			continue
 		}
 		batch.PutMessage(j.mb.Name, j.out)
-		changed[key{j.mb.Name, j.base}] = true
+		changed[key{j.mb.Name, j.base()}] = true
 	}
 	for mb := range sets {
 		batch.PutMessages(mb, e.msgs[mb]) // one op, not one per message
@@ -993,7 +1011,16 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 	}
 
 	// 2. Find new messages and renames; extract the new ones in parallel.
-	var jobs []*extractJob
+	// A mailbox the index has nothing of (a cold index) is all new: the
+	// job list is sized for those once.
+	fresh := 0
+	for _, sc := range scans {
+		if !sc.skip && !sc.gone && e.msgs[sc.name].Len() == 0 {
+			fresh += len(sc.entries)
+		}
+	}
+	jobs := make([]*extractJob, 0, fresh)
+	var blocks jobBlock
 	changed := map[key]bool{}
 	deleted := map[key]bool{}
 	batch := e.store.NewBatch()
@@ -1053,7 +1080,7 @@ func (e *Engine) syncLocked(ctx context.Context, names []string, useState bool) 
 			m := old.Get(base)
 			switch {
 			case m == nil || m.NeedsHash != needsHash:
-				jobs = append(jobs, &extractJob{mb: mbs[i], ent: ent, base: base})
+				jobs = append(jobs, blocks.job(mbs[i], &ents[j]))
 			case m.Name != ent.Name || m.New != ent.New:
 				m.Name, m.New = ent.Name, ent.New
 				batch.PutMessage(sc.name, m)

@@ -100,7 +100,7 @@ func (e *Engine) deferStat(ctx context.Context, jobs []*extractJob, needsHash ui
 	var qm query.Msg
 	for _, j := range jobs {
 		m := &index.Message{Name: j.ent.Name, New: j.ent.New, Size: -1, NeedsHash: needsHash}
-		if old := e.msgs[j.mb.Name].Get(j.base); old != nil && !unstatted(old) {
+		if old := e.msgs[j.mb.Name].Get(j.base()); old != nil && !unstatted(old) {
 			m.Size, m.MTime = old.Size, old.MTime
 		}
 		j.out = m
