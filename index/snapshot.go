@@ -132,30 +132,21 @@ func readSnapshotFile(path string) (*Snapshot, uint64, error) {
 		return nil, 0, errors.New("snapshot of another schema")
 	}
 	g := binary.BigEndian.Uint64(p[4:])
-	// The file is read one record at a time into one buffer, never whole
-	// (at a million messages it is 150 MB); the strings kept are copied
-	// into an arena (a message's name and the headers queries need): a
-	// message's base name is a part of its name, and a member's mailbox
-	// and base name are its message's.
+	// The file is read a record at a time, never whole (at a million
+	// messages it is 150 MB): the headers here, runs of messages and
+	// members into the decoders' chunks. The strings kept are copied into
+	// arenas (a message's name and the headers queries need): a message's
+	// base name is a part of its name, and a member's mailbox and base
+	// name are its message's.
 	strs := &arena.Strings{BlockSize: 1 << 20}
 	var buf []byte
 	var d dec // one decoder, reset for every record
 	next := func() (byte, *dec, error) {
-		typ, err := r.ReadByte()
+		typ, b, err := readRecord(r, size, buf[:0])
 		if err != nil || typ == 0 {
 			return 0, nil, err
 		}
-		n, err := binary.ReadUvarint(r)
-		if err != nil || n > size {
-			return 0, nil, errValue
-		}
-		if uint64(cap(buf)) < n {
-			buf = make([]byte, n, max(n, 4096))
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return 0, nil, errValue
-		}
+		buf = b
 		d = dec{b: buf, arena: strs}
 		return typ, &d, nil
 	}
@@ -457,21 +448,32 @@ func (run *memberRun) part(lo, hi int) *memberRun {
 
 // frame reads the next record, of type t1 or t2, into the chunk.
 func (c *chunk) frame(r *bufio.Reader, t1, t2 byte, size uint64) error {
-	typ, err := r.ReadByte()
+	typ, raw, err := readRecord(r, size, c.raw)
 	if err != nil || (typ != t1 && typ != t2) {
 		return errValue
 	}
-	n, err := binary.ReadUvarint(r)
-	if err != nil || n > size {
-		return errValue
-	}
-	start := len(c.raw)
-	c.raw = slices.Grow(c.raw, int(n))[:start+int(n)]
-	if _, err := io.ReadFull(r, c.raw[start:]); err != nil {
-		return errValue
-	}
+	c.raw = raw
 	c.typs, c.ends = append(c.typs, typ), append(c.ends, len(c.raw))
 	return nil
+}
+
+// readRecord reads a record's type and, unless it is the end (0), appends
+// its payload to dst.
+func readRecord(r *bufio.Reader, size uint64, dst []byte) (byte, []byte, error) {
+	typ, err := r.ReadByte()
+	if err != nil || typ == 0 {
+		return typ, dst, err
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > size {
+		return 0, dst, errValue
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, int(n))[:start+int(n)]
+	if _, err := io.ReadFull(r, dst[start:]); err != nil {
+		return 0, dst, errValue
+	}
+	return typ, dst, nil
 }
 
 // slabIndex finds the messages of a snapshot by ordinal: slabs[i] holds

@@ -289,21 +289,16 @@ func (f *folder) hide(mem *index.Member) {
 // filled in order (a B-tree filled in order touches only its rightmost
 // path). e.op must be held.
 func (e *Engine) showAll(f *folder) {
-	vs := make([]*vent, 0, f.members.Len())
-	for mem := range f.members.All() {
-		if m := e.msgs[mem.Mailbox].Get(mem.Base); m != nil {
-			vs = append(vs, e.ventOf(f, mem, m, vkey{}))
-		}
-	}
-	slices.SortFunc(vs, func(a, b *vent) int { return cmp.Compare(a.uid, b.uid) })
-	f.t = buildTrees(vs)
+	l := entriesNow(f)
+	e.build(l, nil, 0, len(l.mems))
+	f.t = l.trees()
 }
 
-// loadedEntries is a folder's members for the first update after Open
-// (showAllLoaded), in UID order: the members as the snapshot held them
-// with their messages and virtual keys; when those cannot be used (all:
-// every message changed), its members now, with no messages (looked up)
-// or keys. e.op must be held.
+// loadedEntries is a folder's members in UID order with what ventOf made
+// of each: for the first update after Open (showAllLoaded), the members as
+// the snapshot held them with their messages and virtual keys; else, or
+// when those cannot be used, its members now (entriesNow). e.op must be
+// held.
 type loadedEntries struct {
 	f    *folder
 	mems []*index.Member
@@ -312,22 +307,35 @@ type loadedEntries struct {
 	vs   []*vent          // what ventOf made of each, nil if no message
 }
 
+// entriesNow is a folder's members now, their messages to be looked up.
+func entriesNow(f *folder) *loadedEntries {
+	l := &loadedEntries{f: f, mems: make([]*index.Member, 0, f.members.Len())}
+	for mem := range f.members.All() {
+		l.mems = append(l.mems, mem)
+	}
+	slices.SortFunc(l.mems, func(a, b *index.Member) int { return cmp.Compare(a.UID, b.UID) })
+	l.vs = make([]*vent, len(l.mems))
+	return l
+}
+
+// loadedEntries returns the members Open read for f (all: every message
+// changed since, so its members now).
 func (e *Engine) loadedEntries(f *folder, all bool) *loadedEntries {
 	l := &loadedEntries{f: f, mems: f.loaded, msgs: f.loadedMsgs, keys: f.loadedKeys}
 	f.loaded, f.loadedMsgs, f.loadedKeys = nil, nil, nil
 	if all || l.mems == nil || len(l.mems) != f.members.Len() || len(l.msgs) != len(l.mems) {
-		l.mems = make([]*index.Member, 0, f.members.Len())
-		for mem := range f.members.All() {
-			l.mems = append(l.mems, mem)
-		}
-		slices.SortFunc(l.mems, func(a, b *index.Member) int { return cmp.Compare(a.UID, b.UID) })
-		l.msgs, l.keys = nil, nil
+		return entriesNow(f)
 	}
 	if len(l.keys) != len(l.mems)*index.KeyLen {
 		l.keys = nil
 	}
 	l.vs = make([]*vent, len(l.mems))
 	return l
+}
+
+// trees makes the folder's trees of the entries built.
+func (l *loadedEntries) trees() ventTrees {
+	return buildTrees(slices.DeleteFunc(l.vs, func(v *vent) bool { return v == nil }))
 }
 
 // build makes the entries lo to hi (ventOf), of the messages as e.msgs
@@ -439,7 +447,7 @@ func (e *Engine) showAllLoaded(changed map[key]bool, all bool) {
 	})
 	slices.SortFunc(ls, func(a, b *loadedEntries) int { return cmp.Compare(len(b.vs), len(a.vs)) })
 	parallel(context.Background(), len(ls), workers, func(i int) {
-		ls[i].f.t = buildTrees(slices.DeleteFunc(ls[i].vs, func(v *vent) bool { return v == nil }))
+		ls[i].f.t = ls[i].trees()
 	})
 }
 
