@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -665,4 +666,49 @@ func FuzzSnapshot(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkReadSnapshot reads a snapshot of VMFS_BENCH_N messages
+// (default 100,000) in 40 mailboxes, a third of them members of one
+// folder and a tenth of two others: the bulk of a warm start.
+func BenchmarkReadSnapshot(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("VMFS_BENCH_N")); err == nil && v > 0 {
+		n = v
+	}
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	snap := &Snapshot{Messages: map[string]*MessageSet{}, Mailboxes: map[string]*MailboxState{},
+		Folders: map[string]*FolderState{}, Members: map[string][]*Member{}}
+	byBox := map[string][]*Message{}
+	var all []*Member
+	for i := range n {
+		mb := fmt.Sprintf("Box%02d", i%40)
+		m := &Message{Name: fmt.Sprintf("%d.M%dP1000V%d.vmfsgen,S=%d:2,S", 1764874772+i, i, i, 1000+i%5000),
+			Size: int64(1000 + i%5000), MTime: int64(i) * 1e9}
+		byBox[mb] = append(byBox[mb], m)
+		all = append(all, &Member{Mailbox: mb, Base: m.Base()})
+	}
+	for mb, ms := range byBox {
+		snap.Messages[mb] = setOf(ms...)
+	}
+	for f, every := range map[string]int{"Unread": 3, "Flagged": 10, "Recent": 10} {
+		snap.Folders[f] = &FolderState{UIDValidity: 1}
+		for i := 0; i < n; i += every {
+			m := *all[i]
+			m.UID = uint32(len(snap.Members[f]) + 1)
+			snap.Members[f] = append(snap.Members[f], &m)
+		}
+	}
+	if err := s.SaveSnapshot(snap); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, err := readSnapshotFile(s.SnapshotFile()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
